@@ -1,0 +1,96 @@
+"""vidmatte: remove the background from videos through any provider.
+
+One provider-neutral contract (:class:`MattingBackend`), providers as plugins
+found through the ``vidmatte`` entry-point group, and the machinery that makes
+paid remote jobs safe, cheap and fast.  Start with :class:`AsyncClient` (or
+:class:`Client`, its synchronous facade)::
+
+    import vidmatte
+
+    with vidmatte.Client() as client:
+        result = client.remove("clip.mp4", "clip.webm")
+"""
+
+from vidmatte._clock import Clock, LoopClock
+from vidmatte._config import BudgetSettings, Settings, load_settings, structure_settings
+from vidmatte._lifecycle import ALLOWED_TRANSITIONS, can_transition, next_state
+from vidmatte._models import (
+    Artefact,
+    ArtefactRole,
+    Background,
+    CancelOutcome,
+    Capabilities,
+    Cost,
+    CostKind,
+    InputMode,
+    JobError,
+    JobHandle,
+    JobSnapshot,
+    JobState,
+    MattingRequest,
+    MediaInfo,
+    OutputFormat,
+    OutputSpec,
+    Source,
+    format_for_path,
+)
+from vidmatte._plugins import PluginManager, PluginWarning, load_plugins
+from vidmatte._ratelimit import RateLimiter
+from vidmatte.contract import (
+    BackendContext,
+    BackendSpec,
+    EventKind,
+    FrameLimits,
+    FrameMatter,
+    JobEvent,
+    MattingBackend,
+    Uploader,
+    UploaderSpec,
+)
+from vidmatte.errors import VidmatteError
+from vidmatte.hookspecs import hookimpl
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "Artefact",
+    "ArtefactRole",
+    "BackendContext",
+    "BackendSpec",
+    "Background",
+    "BudgetSettings",
+    "CancelOutcome",
+    "Capabilities",
+    "Clock",
+    "Cost",
+    "CostKind",
+    "EventKind",
+    "FrameLimits",
+    "FrameMatter",
+    "InputMode",
+    "JobError",
+    "JobEvent",
+    "JobHandle",
+    "JobSnapshot",
+    "JobState",
+    "LoopClock",
+    "MattingBackend",
+    "MattingRequest",
+    "MediaInfo",
+    "OutputFormat",
+    "OutputSpec",
+    "PluginManager",
+    "PluginWarning",
+    "RateLimiter",
+    "Settings",
+    "Source",
+    "Uploader",
+    "UploaderSpec",
+    "VidmatteError",
+    "can_transition",
+    "format_for_path",
+    "hookimpl",
+    "load_plugins",
+    "load_settings",
+    "next_state",
+    "structure_settings",
+]
