@@ -311,6 +311,9 @@ class Artefact:
     expires_at: float | None = None
     """Epoch seconds after which ``url`` stops working (re-poll for a fresh one)."""
     name: str = ""
+    format: OutputFormat | None = None
+    """The vidmatte output format this file already is, when known: the client then
+    delivers it as is instead of converting it to the requested format."""
 
 
 @attrs.frozen
