@@ -1,0 +1,260 @@
+"""One run of the frame pipeline: decode -> matte (batched, limited) -> reassemble -> encode.
+
+Three kinds of work overlap: decoding on a dedicated thread, the backend's
+``matte`` calls (bounded by its concurrency and rate), and smoothing,
+refinement and encoding on the encode thread.  Queues between them are
+bounded, so memory stays flat whatever the clip's length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from vidmatte._frames_encode import EncodeStage
+from vidmatte._frames_plan import FrameChooser
+from vidmatte._frames_refine import blend_masks
+from vidmatte._frames_store import JobStore
+from vidmatte._models import MediaInfo, OutputSpec
+from vidmatte._ratelimit import RateLimiter
+from vidmatte.contract import FrameMatter
+from vidmatte.errors import ProtocolError
+from vidmatte.media._decode import DecodedFrame, VideoReader
+from vidmatte.media._encode import FrameWriter, open_writer
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["PipelineRun", "RunCounters"]
+
+GUIDE_SIDE = 320
+"""Longest side of the small frames used as the refinement guide and for change detection,
+when the backend does not ask for small frames itself."""
+
+_HOLD_BYTES = 96 * 1024 * 1024
+"""Frames waiting for the next sent frame's mask (frame economy) hold at most this much."""
+
+
+@attrs.define
+class _Slot:
+    frame: DecodedFrame
+    mask: NDArray[np.uint8] | None = None
+    future: asyncio.Future[NDArray[np.uint8]] | None = None
+
+    @property
+    def propagated(self) -> bool:
+        return self.mask is None and self.future is None
+
+
+@attrs.define
+class RunCounters:
+    """What a run has done so far (read by polls)."""
+
+    frames_total: int = 0
+    frames_encoded: int = 0
+    calls: int = 0
+    """Frames sent to the backend in this run."""
+    reused: int = 0
+    """Frames whose mask came from an earlier run's checkpoint."""
+    propagated: int = 0
+    """Frames whose mask was interpolated or held (frame economy)."""
+
+
+class PipelineRun:
+    """Runs one job's frames through a :class:`FrameMatter` into the output file."""
+
+    def __init__(
+        self,
+        matter: FrameMatter,
+        *,
+        source: Path,
+        info: MediaInfo,
+        output: OutputSpec,
+        dest: Path,
+        store: JobStore,
+        chooser: FrameChooser,
+        semaphore: asyncio.Semaphore,
+        limiter: RateLimiter | None,
+        on_progress: Callable[[RunCounters], None],
+        on_checkpoint: Callable[[RunCounters, Path], None],
+    ) -> None:
+        self.matter = matter
+        self.source = source
+        self.info = info
+        self.output = output
+        self.dest = dest
+        self.store = store
+        self.chooser = chooser
+        self.semaphore = semaphore
+        self.limiter = limiter
+        self.on_progress = on_progress
+        self.on_checkpoint = on_checkpoint
+        self.counters = RunCounters(frames_total=info.frame_count)
+        limits = matter.limits
+        self.batch_size = max(1, limits.batch_size)
+        self.send_small = limits.max_side is not None
+        self.reader_side = limits.max_side or GUIDE_SIDE
+        self.window = max(16, 2 * self.batch_size * max(1, limits.max_concurrency))
+
+    def _writer(self, frame: DecodedFrame) -> FrameWriter:
+        height, width = frame.rgb.shape[:2]
+        audio = self.source if self.info.has_audio else None
+        return open_writer(self.dest, self.output, width=width, height=height, fps=self.info.fps, audio_from=audio)
+
+    def _progress(self, frames: int) -> None:
+        self.counters.frames_encoded = frames
+        self.on_progress(self.counters)
+
+    async def run(self) -> int:
+        """Produce the output at ``dest``; returns the number of frames written."""
+        loop = asyncio.get_running_loop()
+        decoder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vidmatte-decode")
+        reader = await loop.run_in_executor(
+            decoder, lambda: VideoReader(self.source, max_side=self.reader_side, trim=self.output.trim, luma=True)
+        )
+        encode = EncodeStage(self._writer, on_progress=self._progress)
+        slots: asyncio.Queue[_Slot | None] = asyncio.Queue(self.window)
+        finished = False
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._produce(loop, decoder, reader, slots, group))
+                group.create_task(self._assemble(slots, encode))
+            frames = await encode.finish()
+            finished = True
+            return frames
+        finally:
+            if not finished:
+                encode.abort()
+            # Closing on the decode thread waits for a read still in flight there.
+            decoder.submit(reader.close)
+            decoder.shutdown(wait=False)
+
+    async def _produce(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        decoder: concurrent.futures.Executor,
+        reader: VideoReader,
+        slots: asyncio.Queue[_Slot | None],
+        group: asyncio.TaskGroup,
+    ) -> None:
+        batch: list[_Slot] = []
+        held: DecodedFrame | None = None
+        while True:
+            frames = await loop.run_in_executor(decoder, reader.read, 8)
+            # One frame of lookahead: the last frame is always sent (frame economy).
+            for frame in frames:
+                if held is not None:
+                    await self._place(held, False, batch, slots, group)
+                held = frame
+            if not frames:
+                break
+        if held is not None:
+            await self._place(held, True, batch, slots, group)
+        if batch:
+            self._launch(batch, group)
+        await slots.put(None)
+
+    async def _place(
+        self,
+        frame: DecodedFrame,
+        last: bool,
+        batch: list[_Slot],
+        slots: asyncio.Queue[_Slot | None],
+        group: asyncio.TaskGroup,
+    ) -> None:
+        send = self.chooser.send(frame.index, frame.small, last=last)
+        slot = _Slot(frame)
+        if self.store.has_mask(frame.index):
+            slot.mask = self.store.mask(frame.index)
+            self.counters.reused += 1
+        elif send:
+            slot.future = asyncio.get_running_loop().create_future()
+            batch.append(slot)
+            if len(batch) >= self.batch_size:
+                self._launch(list(batch), group)
+                batch.clear()
+        await slots.put(slot)
+
+    def _launch(self, batch: list[_Slot], group: asyncio.TaskGroup) -> None:
+        group.create_task(self._call(batch))
+
+    async def _call(self, batch: list[_Slot]) -> None:
+        import numpy as np
+
+        frames = [s.frame.small if self.send_small and s.frame.small is not None else s.frame.rgb for s in batch]
+        try:
+            async with self.semaphore:
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                masks = await self.matter.matte(frames)
+            if len(masks) != len(batch):
+                raise ProtocolError(
+                    f"frame backend returned {len(masks)} masks for {len(batch)} frames", backend=self.matter.name
+                )
+            clean: list[NDArray[np.uint8]] = []
+            for mask in masks:
+                array = np.asarray(mask)
+                if array.ndim == 3:
+                    array = array[..., -1] if array.shape[2] in (2, 4) else array[..., 0]
+                if array.ndim != 2:
+                    raise ProtocolError("frame backend returned a mask that is not an image", backend=self.matter.name)
+                clean.append(np.ascontiguousarray(array, dtype=np.uint8))
+            self.counters.calls += len(batch)
+            chunk = await asyncio.to_thread(self.store.save_masks, [s.frame.index for s in batch], clean)
+            self.on_checkpoint(self.counters, chunk)
+        except BaseException as exc:
+            for slot in batch:
+                if slot.future is not None and not slot.future.done():
+                    slot.future.set_exception(exc) if not isinstance(
+                        exc, asyncio.CancelledError
+                    ) else slot.future.cancel()
+            raise
+        for slot, mask in zip(batch, clean, strict=True):
+            assert slot.future is not None
+            if not slot.future.done():
+                slot.future.set_result(mask)
+
+    async def _assemble(self, slots: asyncio.Queue[_Slot | None], encode: EncodeStage) -> None:
+        previous: tuple[int, NDArray[np.uint8]] | None = None
+        pending: list[_Slot] = []
+        hold = None
+        while (slot := await slots.get()) is not None:
+            if slot.propagated:
+                pending.append(slot)
+                if hold is None:
+                    hold = max(1, min(64, _HOLD_BYTES // max(1, slot.frame.rgb.nbytes)))
+                if len(pending) >= hold and previous is not None:
+                    await self._flush(pending, previous, None, encode)
+                continue
+            mask = slot.mask if slot.mask is not None else await slot.future  # type: ignore[misc]
+            assert mask is not None
+            await self._flush(pending, previous, (slot.frame.index, mask), encode)
+            await encode.put(slot.frame, mask)
+            previous = (slot.frame.index, mask)
+        await self._flush(pending, previous, None, encode)
+
+    async def _flush(
+        self,
+        pending: list[_Slot],
+        before: tuple[int, NDArray[np.uint8]] | None,
+        after: tuple[int, NDArray[np.uint8]] | None,
+        encode: EncodeStage,
+    ) -> None:
+        """Give held frames masks: interpolated between two sent frames, or held from the last one."""
+        for slot in pending:
+            if before is not None and after is not None:
+                t = (slot.frame.index - before[0]) / max(1, after[0] - before[0])
+                mask = blend_masks(before[1], after[1], t)
+            else:
+                known = before if before is not None else after
+                assert known is not None, "the first frame is always sent"
+                mask = known[1]
+            self.counters.propagated += 1
+            await encode.put(slot.frame, mask)
+        pending.clear()

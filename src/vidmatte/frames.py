@@ -1,0 +1,379 @@
+"""Frame backends as job backends: :func:`frame_backend` turns any :class:`FrameMatter` into a
+:class:`MattingBackend`.
+
+The job runs in this process: ``submit`` starts decoding, matting (in
+batches, under the matter's concurrency and rate limits), in-order
+reassembly, temporal smoothing, edge refinement against the full-resolution
+frames, and encoding straight into the requested output format.  ``poll``
+reports progress, ``cancel`` stops it, ``download`` delivers the file.
+
+Masks already obtained are kept under ``context.cache_dir`` keyed by the
+idempotency key: submitting the same key again after a crash never asks the
+matter again for those frames (never pay twice for a frame).  Request options
+``frame_step`` and ``change_threshold`` send fewer frames to paid matters
+(see :mod:`vidmatte._frames_plan`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from vidmatte._frames_pipeline import PipelineRun, RunCounters
+from vidmatte._frames_plan import FramePlan
+from vidmatte._frames_store import JobStore, default_cache_dir
+from vidmatte._models import (
+    Artefact,
+    ArtefactRole,
+    CancelOutcome,
+    Capabilities,
+    Cost,
+    CostKind,
+    JobError,
+    JobHandle,
+    JobSnapshot,
+    JobState,
+    MattingRequest,
+    MediaInfo,
+    OutputFormat,
+)
+from vidmatte._ratelimit import RateLimiter
+from vidmatte.contract import BackendContext, EventKind, FrameMatter, JobEvent, MattingBackend
+from vidmatte.errors import MediaError, NotFoundError, UnsupportedCapabilityError, VidmatteError
+
+__all__ = ["FrameBackend", "frame_backend"]
+
+_MEDIA_TYPES = {
+    OutputFormat.WEBM: "video/webm",
+    OutputFormat.MOV: "video/quicktime",
+    OutputFormat.MP4: "video/mp4",
+    OutputFormat.MATTE: "video/mp4",
+    OutputFormat.ZIP: "application/zip",
+    OutputFormat.PNG: "inode/directory",
+}
+
+
+@attrs.define
+class _Job:
+    handle: JobHandle
+    store: JobStore
+    state: JobState = JobState.RUNNING
+    counters: RunCounters = attrs.field(factory=RunCounters)
+    error: JobError | None = None
+    artefact: Artefact | None = None
+    task: asyncio.Task[None] | None = None
+    cost: Decimal = Decimal(0)
+    price: Cost | None = None
+
+
+def frame_backend(matter: FrameMatter, context: BackendContext, *, capabilities: Capabilities) -> MattingBackend:
+    """A :class:`MattingBackend` that runs ``matter`` over every frame of a video, in this process."""
+    return FrameBackend(matter, context, capabilities=capabilities)
+
+
+class FrameBackend:
+    """The :class:`MattingBackend` made by :func:`frame_backend` (see the module docstring)."""
+
+    def __init__(self, matter: FrameMatter, context: BackendContext, *, capabilities: Capabilities) -> None:
+        self.matter = matter
+        self.context = context
+        self._capabilities = capabilities
+        self.cache_dir = context.cache_dir or default_cache_dir()
+        limits = matter.limits
+        self._semaphore = asyncio.Semaphore(max(1, limits.max_concurrency))
+        self._limiter = context.limiter
+        if self._limiter is None and limits.requests_per_second:
+            self._limiter = RateLimiter(limits.requests_per_second * 60, clock=context.clock)
+        self._jobs: dict[str, _Job] = {}
+
+    @property
+    def name(self) -> str:
+        """The matter's backend name."""
+        return self.matter.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """As given to :func:`frame_backend`."""
+        return self._capabilities
+
+    # helpers -----------------------------------------------------------------------------
+
+    def _emit(self, kind: EventKind, job: _Job, **data: Any) -> None:
+        counters = job.counters
+        self.context.events(
+            JobEvent(
+                kind=kind,
+                backend=self.name,
+                job_key=job.handle.job_id,
+                handle=job.handle,
+                frames_done=counters.frames_encoded,
+                frames_total=counters.frames_total,
+                data=data,
+            )
+        )
+
+    def _source_path(self, request: MattingRequest, store: JobStore) -> Path:
+        source = request.source
+        if source.path is not None:
+            return Path(source.path)
+        if source.data is not None:
+            store.dir.mkdir(parents=True, exist_ok=True)
+            path = store.dir / "source.bin"
+            if not path.exists() or path.stat().st_size != len(source.data):
+                tmp = path.with_suffix(".tmp")
+                tmp.write_bytes(source.data)
+                os.replace(tmp, path)
+            return path
+        raise UnsupportedCapabilityError(
+            f"backend {self.name!r} reads local files or bytes, not URLs; download the video first",
+            backend=self.name,
+        )
+
+    async def _media(self, request: MattingRequest, source: Path) -> MediaInfo:
+        if request.media is not None and request.source.path is not None:
+            return request.media
+        from vidmatte.media import probe
+
+        return await asyncio.to_thread(probe, source)
+
+    def _cost(self, job: _Job, kind: CostKind) -> Cost:
+        price = job.price or self.matter.cost_per_call()
+        frames = job.counters.calls
+        amount = price.amount * frames
+        return Cost(amount, price.currency, kind, f"{frames} frames x {price.currency} {price.amount}")
+
+    # the contract ------------------------------------------------------------------------
+
+    async def estimate(self, request: MattingRequest) -> Cost:
+        """Planned :meth:`FrameMatter.matte` frames x the matter's price per frame."""
+        plan = FramePlan.from_options(request.options)
+        store = JobStore(self.cache_dir, "estimate")
+        media = request.media
+        if media is None:
+            media = await self._media(request, self._source_path(request, store))
+        price = self.matter.cost_per_call()
+        calls = plan.planned_calls(media.frame_count)
+        return Cost(
+            price.amount * calls,
+            price.currency,
+            CostKind.ESTIMATED,
+            f"{calls} frames x {price.currency} {price.amount}",
+        )
+
+    async def submit(self, request: MattingRequest, *, idempotency_key: str) -> JobHandle:
+        """Start the job in this process (or find it: same key, same job)."""
+        from vidmatte.media import check_output
+
+        known = self._jobs.get(idempotency_key)
+        if known is not None:
+            return known.handle
+        check_output(request.output)
+        plan = FramePlan.from_options(request.options)
+        store = JobStore(self.cache_dir, idempotency_key)
+        done = store.done()
+        if done is not None:
+            job = self._finished_job(idempotency_key, store, done)
+            self._jobs[idempotency_key] = job
+            return job.handle
+        source = self._source_path(request, store)
+        info = await self._media(request, source)
+        handle = JobHandle(
+            backend=self.name,
+            job_id=idempotency_key,
+            submitted_at=self.context.clock.wall(),
+            media_duration=info.duration,
+            data={"frames": str(info.frame_count)},
+        )
+        job = _Job(handle=handle, store=store, price=self.matter.cost_per_call())
+        job.counters.frames_total = info.frame_count
+        self._jobs[idempotency_key] = job
+        job.task = asyncio.create_task(self._run(job, request, source, info, plan), name=f"vidmatte-{self.name}")
+        return handle
+
+    async def _run(self, job: _Job, request: MattingRequest, source: Path, info: MediaInfo, plan: FramePlan) -> None:
+        store = job.store
+        output = request.output
+        try:
+            await asyncio.to_thread(store.open)
+            dest = store.output_path(output.format)
+            run = PipelineRun(
+                self.matter,
+                source=source,
+                info=info,
+                output=output,
+                dest=dest,
+                store=store,
+                chooser=plan.chooser(info.frame_count),
+                semaphore=self._semaphore,
+                limiter=self._limiter,
+                on_progress=lambda counters: self._emit(EventKind.PROGRESS, job),
+                on_checkpoint=lambda counters, chunk: self._emit(
+                    EventKind.CHECKPOINT,
+                    job,
+                    frames_matted=store.masks_kept,
+                    calls=counters.calls,
+                    chunk=str(chunk),
+                ),
+            )
+            job.counters = run.counters
+            frames = await run.run()
+            job.counters.frames_total = frames
+            job.counters.frames_encoded = frames
+            cost = self._cost(job, CostKind.FINAL)
+            record = {
+                "path": str(dest),
+                "format": output.format.value,
+                "has_alpha": bool(output.format.has_alpha and output.background.is_transparent),
+                "frames": frames,
+                "calls": job.counters.calls,
+                "cost": str(cost.amount),
+                "currency": cost.currency,
+                "duration": info.duration,
+            }
+            await asyncio.to_thread(store.mark_done, record)
+            job.artefact = self._artefact(record)
+            job.state = JobState.SUCCEEDED
+        except asyncio.CancelledError:
+            job.state = JobState.CANCELLED
+            raise
+        except VidmatteError as exc:
+            job.state = JobState.FAILED
+            job.error = JobError(str(exc), type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a job failure is reported by poll, never lost
+            job.state = JobState.FAILED
+            job.error = JobError(f"{type(exc).__name__}: {' '.join(str(exc).split())}", "internal")
+
+    def _artefact(self, record: dict[str, Any]) -> Artefact:
+        fmt = OutputFormat(record["format"])
+        path = Path(record["path"])
+        return Artefact(
+            role=ArtefactRole.MATTE if fmt is OutputFormat.MATTE else ArtefactRole.COMPOSITE,
+            url=path.resolve().as_uri(),
+            media_type=_MEDIA_TYPES[fmt],
+            has_alpha=bool(record.get("has_alpha", fmt.has_alpha)),
+            name=path.name,
+            format=fmt,
+        )
+
+    def _finished_job(self, key: str, store: JobStore, record: dict[str, Any]) -> _Job:
+        handle = JobHandle(
+            backend=self.name,
+            job_id=key,
+            submitted_at=self.context.clock.wall(),
+            media_duration=float(record.get("duration") or 0) or None,
+        )
+        frames = int(record.get("frames", 0))
+        job = _Job(handle=handle, store=store, state=JobState.SUCCEEDED)
+        job.counters = RunCounters(frames_total=frames, frames_encoded=frames)
+        job.artefact = self._artefact(record)
+        job.cost = Decimal(str(record.get("cost", "0")))
+        return job
+
+    def _job(self, handle: JobHandle) -> _Job:
+        job = self._jobs.get(handle.job_id)
+        if job is not None:
+            return job
+        store = JobStore(self.cache_dir, handle.job_id)
+        record = store.done()
+        if record is None:
+            raise NotFoundError(
+                f"no job {handle.job_id!r} in this process or its cache", backend=self.name, job_id=handle.job_id
+            )
+        job = self._finished_job(handle.job_id, store, record)
+        job.handle = handle
+        self._jobs[handle.job_id] = job
+        return job
+
+    async def poll(self, handle: JobHandle) -> JobSnapshot:
+        """The job's state, progress (frames encoded / frames), cost so far and, when done, its artefact."""
+        job = self._job(handle)
+        counters = job.counters
+        progress = None
+        if counters.frames_total:
+            progress = min(1.0, counters.frames_encoded / counters.frames_total)
+        if job.state is JobState.SUCCEEDED:
+            progress = 1.0
+        if job.task is None and job.state is JobState.SUCCEEDED:
+            cost = Cost(job.cost, "USD", CostKind.FINAL, "from the finished job's record")
+        else:
+            cost = self._cost(job, CostKind.FINAL if job.state.is_terminal else CostKind.REPORTED)
+        return JobSnapshot(
+            handle=job.handle,
+            state=job.state,
+            raw_status=job.state.value,
+            progress=progress,
+            cost=cost,
+            error=job.error,
+            artefacts=(job.artefact,) if job.artefact is not None else (),
+            observed_at=self.context.clock.wall(),
+        )
+
+    async def cancel(self, handle: JobHandle) -> CancelOutcome:
+        """Stop a running job (its partial output is deleted; kept masks stay for a resubmit)."""
+        job = self._job(handle)
+        if job.state.is_terminal or job.task is None:
+            return CancelOutcome.ALREADY_TERMINAL
+        job.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job.task
+        job.state = JobState.CANCELLED
+        return CancelOutcome.ACCEPTED
+
+    async def download(self, handle: JobHandle, artefact: Artefact, dest: Path) -> None:
+        """Put the finished output at ``dest`` (a hard link when possible, else a copy), atomically."""
+        job = self._job(handle)
+        if job.state is not JobState.SUCCEEDED or job.artefact is None:
+            raise NotFoundError(
+                f"job {handle.job_id!r} has no output (state {job.state.value})",
+                backend=self.name,
+                job_id=handle.job_id,
+            )
+        source = Path(job.artefact.url.removeprefix("file://"))
+        await asyncio.to_thread(_deliver, source, Path(dest))
+        self._emit(EventKind.DOWNLOADED, job, path=str(dest))
+
+    async def aclose(self) -> None:
+        """Cancel running jobs and release the matter."""
+        for job in self._jobs.values():
+            if job.task is not None and not job.task.done():
+                job.task.cancel()
+                try:
+                    await job.task
+                except asyncio.CancelledError:
+                    job.state = JobState.CANCELLED
+        await self.matter.aclose()
+
+
+def _deliver(source: Path, dest: Path) -> None:
+    from vidmatte.media import temporary_sibling
+
+    if not source.exists():
+        raise MediaError(f"{source}: the finished output is gone from the cache")
+    if not dest.parent.is_dir():
+        raise MediaError(f"{dest}: cannot be written: its folder does not exist")
+    tmp = temporary_sibling(dest)
+    try:
+        if source.is_dir():
+            shutil.copytree(source, tmp)
+        else:
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+        if tmp.is_dir() and dest.is_dir():
+            old = temporary_sibling(dest)
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        raise MediaError(f"{dest}: cannot be written ({exc.strerror or exc})") from None
