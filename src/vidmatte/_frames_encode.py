@@ -23,11 +23,11 @@ _END = object()
 
 
 def mask_to_alpha(
-    frame: DecodedFrame, mask: NDArray[np.uint8], smoother: TemporalSmoother, refiner: EdgeRefiner
+    frame: DecodedFrame, mask: NDArray[np.uint8], smoother: TemporalSmoother, refiner: EdgeRefiner | None
 ) -> NDArray[np.uint8]:
     """The full-resolution alpha for ``frame`` from a (possibly smaller) mask.
 
-    A mask at full resolution is only smoothed.  A smaller one is brought to
+    A mask at full resolution (or with no ``refiner``) is only smoothed (and resized).  A smaller one is brought to
     the small frame's size, smoothed there (cheap), then refined against the
     full-resolution luma by the guided filter.
     """
@@ -36,7 +36,7 @@ def mask_to_alpha(
     height, width = frame.rgb.shape[:2]
     m = mask.astype(np.float32)
     m *= 1 / 255
-    if mask.shape[:2] == (height, width) or frame.small is None or frame.gray is None:
+    if mask.shape[:2] == (height, width) or frame.small is None or frame.gray is None or refiner is None:
         m = smoother.smooth(resize(m, height, width))
         full: NDArray[np.uint8] = (m * 255 + 0.5).astype(np.uint8)
         return full
@@ -64,6 +64,7 @@ class EncodeStage:
         writer_factory: Callable[[DecodedFrame], FrameWriter],
         *,
         on_progress: Callable[[int], None],
+        smoothing: bool = True,
         refine: bool = True,
         depth: int = 8,
     ) -> None:
@@ -72,9 +73,8 @@ class EncodeStage:
         self._writer_factory = writer_factory
         self._writer: FrameWriter | None = None
         self._on_progress = on_progress
-        self._smoother = TemporalSmoother()
-        self._refiner = EdgeRefiner()
-        self._refine = refine
+        self._smoother = TemporalSmoother(calm=0.5 if smoothing else 1.0)
+        self._refiner = EdgeRefiner() if refine else None
         self._aborted = threading.Event()
         self._done: asyncio.Future[int] = self._loop.create_future()
         self.frames = 0
@@ -103,7 +103,7 @@ class EncodeStage:
                 frame, mask = item
                 if self._writer is None:
                     self._writer = self._writer_factory(frame)
-                alpha = mask_to_alpha(frame, mask, self._smoother, self._refiner) if self._refine else mask
+                alpha = mask_to_alpha(frame, mask, self._smoother, self._refiner)
                 self._writer.write(frame.rgb, alpha)
                 self.frames += 1
                 if self.frames % 5 == 0:

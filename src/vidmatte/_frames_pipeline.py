@@ -83,6 +83,8 @@ class PipelineRun:
         limiter: RateLimiter | None,
         on_progress: Callable[[RunCounters], None],
         on_checkpoint: Callable[[RunCounters, Path], None],
+        smoothing: bool = True,
+        refine: bool = True,
     ) -> None:
         self.matter = matter
         self.source = source
@@ -95,6 +97,8 @@ class PipelineRun:
         self.limiter = limiter
         self.on_progress = on_progress
         self.on_checkpoint = on_checkpoint
+        self.smoothing = smoothing
+        self.refine = refine
         self.counters = RunCounters(frames_total=info.frame_count)
         limits = matter.limits
         self.batch_size = max(1, limits.batch_size)
@@ -118,7 +122,7 @@ class PipelineRun:
         reader = await loop.run_in_executor(
             decoder, lambda: VideoReader(self.source, max_side=self.reader_side, trim=self.output.trim, luma=True)
         )
-        encode = EncodeStage(self._writer, on_progress=self._progress)
+        encode = EncodeStage(self._writer, on_progress=self._progress, smoothing=self.smoothing, refine=self.refine)
         slots: asyncio.Queue[_Slot | None] = asyncio.Queue(self.window)
         finished = False
         try:

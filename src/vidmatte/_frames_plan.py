@@ -1,4 +1,4 @@
-"""Frame economy: which frames a paid frame backend is asked about.
+"""Frame economy (which frames a paid frame backend is asked about) and the pipeline's options.
 
 ``frame_step=N`` sends every Nth frame (and the last); ``change_threshold=t``
 sends a frame only when it differs from the last frame sent by more than ``t``
@@ -29,6 +29,10 @@ class FramePlan:
 
     frame_step: int = 1
     change_threshold: float | None = None
+    smoothing: bool = True
+    """Temporal smoothing of masks (option ``smoothing``)."""
+    refine: bool = True
+    """Edge refinement of low-resolution masks (option ``refine``)."""
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> FramePlan:
@@ -50,7 +54,13 @@ class FramePlan:
                 ) from None
             if not 0 <= threshold <= 1:
                 raise ConfigurationError(f"option change_threshold must be a number in 0..1, got {threshold!r}")
-        return cls(step, threshold)
+        flags = {}
+        for name in ("smoothing", "refine"):
+            value = options.get(name, True)
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"option {name} must be true or false, got {value!r}")
+            flags[name] = value
+        return cls(step, threshold, **flags)
 
     def planned_calls(self, frame_count: int) -> int:
         """Frames that will be sent at most (the change threshold can only lower it)."""

@@ -10,8 +10,9 @@ reports progress, ``cancel`` stops it, ``download`` delivers the file.
 Masks already obtained are kept under ``context.cache_dir`` keyed by the
 idempotency key: submitting the same key again after a crash never asks the
 matter again for those frames (never pay twice for a frame).  Request options
-``frame_step`` and ``change_threshold`` send fewer frames to paid matters
-(see :mod:`vidmatte._frames_plan`).
+``frame_step`` and ``change_threshold`` send fewer frames to paid matters;
+``smoothing=False`` and ``refine=False`` turn off temporal smoothing and edge
+refinement.
 """
 
 from __future__ import annotations
@@ -211,6 +212,8 @@ class FrameBackend:
                 dest=dest,
                 store=store,
                 chooser=plan.chooser(info.frame_count),
+                smoothing=plan.smoothing,
+                refine=plan.refine,
                 semaphore=self._semaphore,
                 limiter=self._limiter,
                 on_progress=lambda counters: self._emit(EventKind.PROGRESS, job),

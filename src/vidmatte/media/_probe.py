@@ -55,6 +55,9 @@ def probe(path: str | Path) -> MediaInfo:
         duration = 0.0
         if stream.duration and stream.time_base:
             duration = float(stream.duration * stream.time_base)
+        if duration <= 0:
+            # Matroska/WebM keeps a per-track DURATION tag ("00:00:04.000000000").
+            duration = _tag_seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
         if duration <= 0 and container.duration:
             duration = container.duration / 1_000_000
         frame_count = int(stream.frames or 0)
@@ -84,3 +87,13 @@ def probe(path: str | Path) -> MediaInfo:
             audio_codec=audio.codec_context.name if audio is not None else None,
             size_bytes=size,
         )
+
+
+def _tag_seconds(value: str | None) -> float:
+    if not value:
+        return 0.0
+    try:
+        hours, minutes, seconds = value.strip().split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return 0.0
