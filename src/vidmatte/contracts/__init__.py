@@ -40,6 +40,7 @@ pytest.register_assert_rewrite(
 )
 
 from vidmatte.contracts._harness import IDEMPOTENCY_KEY, Harness  # noqa: E402
+from vidmatte.contracts._recorder import RecordingTransport  # noqa: E402
 from vidmatte.contracts._replay import Call, Replay  # noqa: E402
 from vidmatte.contracts._scenarios import (  # noqa: E402
     ROLES,
@@ -64,6 +65,7 @@ __all__ = [
     "Exchange",
     "Group",
     "Harness",
+    "RecordingTransport",
     "Replay",
     "Scenario",
     "ScenarioError",
