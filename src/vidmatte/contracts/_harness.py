@@ -68,6 +68,11 @@ class Harness:
         """True when the subject talks HTTP (it supplies scenarios)."""
         return self.subject.scenarios is not None
 
+    @property
+    def remote_jobs(self) -> bool:
+        """True for remote job backends (group ``http``): the provider runs, cancels and hosts the job."""
+        return Group.HTTP in self.subject.groups
+
     def replay(self, scenario: str) -> Replay | None:
         """A replay of ``scenario``; ``None`` for subjects without HTTP; skips when not supplied."""
         if self.subject.scenarios is None:
@@ -131,7 +136,11 @@ class Harness:
 
     # -- running ---------------------------------------------------------------------------
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the virtual-time loop (real time for subjects that opt out)."""
+        """Run ``coro`` on the virtual-time loop (request-level tests: no real waiting, ever)."""
+        return run_virtual(coro)
+
+    def run_job(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a whole job: virtual time, or real time for subjects whose jobs compute in threads."""
         if self.subject.virtual_time:
             return run_virtual(coro)
         return asyncio.run(coro)

@@ -115,7 +115,8 @@ class BackendSubject:
     max_attempts: int = 10
     """The most tries a retried request may take before the error is raised."""
     virtual_time: bool = True
-    """Run jobs on the virtual-time loop; ``False`` for backends doing real work in threads."""
+    """Run whole jobs (groups ``core`` and ``sync``) on the virtual-time loop; ``False`` for backends
+    whose jobs compute in threads (local, frame pipelines).  Request-level tests always use virtual time."""
     job_timeout: float = 3600.0
     """Seconds (virtual, or real when ``virtual_time`` is off) a job may take in the suite."""
     frame_matter: Callable[[BackendContext], FrameMatter] | None = None

@@ -102,7 +102,7 @@ class SyncContract:
             async with cls(**client_kwargs(h, replay)) as client:
                 await client.remove(request.source, dest, format=request.output.format, keep_audio=False)
 
-        h.run(go())
+        h.run_job(go())
         h.no_unexpected(replay)
         assert dest.exists(), "the async client produced nothing at dest"
         body = served_bytes(replay)
