@@ -126,9 +126,13 @@ class PipelineRun:
         slots: asyncio.Queue[_Slot | None] = asyncio.Queue(self.window)
         finished = False
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._produce(loop, decoder, reader, slots, group))
-                group.create_task(self._assemble(slots, encode))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._produce(loop, decoder, reader, slots, group))
+                    group.create_task(self._assemble(slots, encode))
+            except BaseExceptionGroup as failures:
+                # One failure cancels its siblings; the first real one is the job's error.
+                raise _root_cause(failures) from None
             frames = await encode.finish()
             finished = True
             return frames
@@ -183,6 +187,10 @@ class PipelineRun:
             if len(batch) >= self.batch_size:
                 self._launch(list(batch), group)
                 batch.clear()
+        if slots.full() and batch:
+            # The assembler may be waiting on a frame of this unfinished batch: send it now.
+            self._launch(list(batch), group)
+            batch.clear()
         await slots.put(slot)
 
     def _launch(self, batch: list[_Slot], group: asyncio.TaskGroup) -> None:
@@ -212,12 +220,11 @@ class PipelineRun:
             self.counters.calls += len(batch)
             chunk = await asyncio.to_thread(self.store.save_masks, [s.frame.index for s in batch], clean)
             self.on_checkpoint(self.counters, chunk)
-        except BaseException as exc:
+        except BaseException:
+            # The error travels through the task group; waiters are just released.
             for slot in batch:
                 if slot.future is not None and not slot.future.done():
-                    slot.future.set_exception(exc) if not isinstance(
-                        exc, asyncio.CancelledError
-                    ) else slot.future.cancel()
+                    slot.future.cancel()
             raise
         for slot, mask in zip(batch, clean, strict=True):
             assert slot.future is not None
@@ -262,3 +269,20 @@ class PipelineRun:
             self.counters.propagated += 1
             await encode.put(slot.frame, mask)
         pending.clear()
+
+
+def _root_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for leaf in leaves:
+        if not isinstance(leaf, asyncio.CancelledError):
+            return leaf
+    return leaves[0] if leaves else group

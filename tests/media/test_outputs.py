@@ -59,8 +59,10 @@ def test_alpha_formats_round_trip(clip: Path, tmp_path: Path, fmt: str) -> None:
         assert np.abs(alpha - expected).mean() < 6
     if fmt in ("webm", "mov"):
         info = probe(dest)
-        assert info.fps == FPS and info.frame_count == FRAMES
-        assert info.has_audio and info.audio_codec == ("opus" if fmt == "webm" else "aac")
+        assert info.fps == FPS
+        assert info.frame_count == FRAMES
+        assert info.has_audio
+        assert info.audio_codec == ("opus" if fmt == "webm" else "aac")
         assert audio_frames(dest) > 0
     if fmt == "zip":
         with zipfile.ZipFile(dest) as archive:
@@ -76,7 +78,9 @@ def test_mp4_is_composited_on_green_by_default(clip: Path, tmp_path: Path) -> No
     assert (info.fps, info.frame_count, info.has_audio, info.audio_codec) == (FPS, FRAMES, True, "aac")
     frame = next(iter(read_frames_rgba(dest)))
     outside = frame[150:175, 5:30, :3].reshape(-1, 3).mean(axis=0)
-    assert outside[1] > 230 and outside[0] < 30 and outside[2] < 30
+    assert outside[1] > 230
+    assert outside[0] < 30
+    assert outside[2] < 30
     with VideoReader(clip) as reader:
         source = next(iter(reader)).rgb.astype(int)
     inside = np.abs(frame[60:120, 60:120, :3].astype(int) - source[60:120, 60:120]).mean()
@@ -94,7 +98,9 @@ def test_mp4_on_an_image_background(clip: Path, tmp_path: Path) -> None:
     write(clip, dest, resolve_output(OutputFormat.MP4, Background.parse(str(image))))
     frame = next(iter(read_frames_rgba(dest)))
     outside = frame[150:175, 5:30, :3].reshape(-1, 3).mean(axis=0)
-    assert outside[2] > 180 and outside[0] < 30 and outside[1] < 30
+    assert outside[2] > 180
+    assert outside[0] < 30
+    assert outside[1] < 30
 
 
 def test_matte_video_is_the_mask(clip: Path, tmp_path: Path) -> None:
@@ -105,7 +111,8 @@ def test_matte_video_is_the_mask(clip: Path, tmp_path: Path) -> None:
     frames = list(read_frames_rgba(dest))
     luma = frames[10][..., 0].astype(int)
     inside = box_alpha(10) == 255
-    assert luma[inside].mean() > 245 and luma[~inside].mean() < 8
+    assert luma[inside].mean() > 245
+    assert luma[~inside].mean() < 8
 
 
 def test_audio_dropped_when_not_kept(clip: Path, tmp_path: Path) -> None:
@@ -164,7 +171,8 @@ def test_convert_a_webm_result(clip: Path, tmp_path: Path, fmt: str) -> None:
     if fmt != "mp4":
         alpha = frames[5][..., 3].astype(int)
         inside = box_alpha(5) == 255
-        assert alpha[inside].mean() > 245 and alpha[~inside].mean() < 8
+        assert alpha[inside].mean() > 245
+        assert alpha[~inside].mean() < 8
         if fmt == "mov":
             assert probe(dest).audio_codec == "aac"
     else:

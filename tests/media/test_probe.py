@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from media_helpers import FPS, FRAMES, SIZE, empty_video
+
 from vidmatte.errors import MediaError
 from vidmatte.media import make_sample_clip, probe
 
@@ -17,7 +17,8 @@ def test_probe_reads_the_sample_clip(clip: Path) -> None:
     assert info.fps == FPS
     assert info.frame_count == FRAMES
     assert info.duration == pytest.approx(FRAMES / FPS, abs=0.05)
-    assert info.has_audio and info.audio_codec == "aac"
+    assert info.has_audio
+    assert info.audio_codec == "aac"
     assert info.video_codec == "h264"
     assert info.rotation == 0
     assert info.size_bytes == clip.stat().st_size
@@ -34,7 +35,8 @@ def test_webm_duration_comes_from_the_container(tmp_path: Path) -> None:
 
 def test_silent_clip_has_no_audio(silent_clip: Path) -> None:
     info = probe(silent_clip)
-    assert not info.has_audio and info.audio_codec is None
+    assert not info.has_audio
+    assert info.audio_codec is None
 
 
 def _one_line(excinfo: pytest.ExceptionInfo[MediaError], path: Path) -> str:

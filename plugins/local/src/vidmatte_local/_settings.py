@@ -15,31 +15,39 @@ __all__ = ["MODES", "LocalSettings", "load"]
 MODES = ("person", "static")
 
 
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
-
-
 @attrs.frozen
 class LocalSettings:
     """How the local backend mattes."""
 
-    mode: str = attrs.field(default="person", validator=attrs.validators.in_(MODES))
+    mode: str = "person"
     """``person`` (MediaPipe selfie segmentation) or ``static`` (background modelling)."""
-    model: str = attrs.field(default="landscape", validator=attrs.validators.in_(("landscape", "general")))
+    model: str = "landscape"
     """MediaPipe model: ``landscape`` (256x144, faster) or ``general`` (256x256)."""
-    workers: int = attrs.field(default=1, validator=_positive)
+    workers: int = 1
     """Segmentation threads (one model each)."""
-    batch_size: int = attrs.field(default=8, validator=_positive)
-    static_threshold: float = attrs.field(default=0.1, validator=_positive)
+    batch_size: int = 8
+    static_threshold: float = 0.1
     """Static mode: colour difference from the background (0..1) that counts as foreground."""
-    static_samples: int = attrs.field(default=31, validator=_positive)
+    static_samples: int = 31
     """Static mode: frames sampled across the clip for the median background."""
 
 
 def load(settings: Mapping[str, Any]) -> LocalSettings:
     """Settings from a ``[backends.local]`` mapping (one-line ConfigurationError naming a bad key)."""
-    return vidmatte.structure_settings(LocalSettings, settings, where="backends.local")
+    structured = vidmatte.structure_settings(LocalSettings, settings, where="backends.local")
+    # Checked here rather than by attrs validators so the message names the key and the choices.
+    choices: dict[str, tuple[str, ...]] = {"mode": MODES, "model": ("landscape", "general")}
+    for key, allowed in choices.items():
+        value = getattr(structured, key)
+        if value not in allowed:
+            raise ConfigurationError(
+                f"invalid configuration: backends.local.{key} must be one of {', '.join(allowed)}, got {value!r}"
+            )
+    for key in ("workers", "batch_size", "static_threshold", "static_samples"):
+        value = getattr(structured, key)
+        if value <= 0:
+            raise ConfigurationError(f"invalid configuration: backends.local.{key} must be positive, got {value!r}")
+    return structured
 
 
 def mode_of(options: Mapping[str, Any], default: str) -> str:
