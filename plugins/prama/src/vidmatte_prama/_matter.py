@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 from numpy.typing import NDArray
 
-from vidmatte import Clock, Cost, CostKind, FrameLimits, RateLimiter
+from vidmatte import Clock, Cost, CostKind, FrameLimits, LoopClock, RateLimiter
 from vidmatte.errors import ProtocolError, RequestRejectedError, VidmatteError
 from vidmatte.http import RetryPolicy, create_client, read_json, send
 from vidmatte_prama._codec import MaskDecodeError, decode_mask, encode_frame, scale_mask
@@ -57,9 +57,11 @@ class PramaMatter:
             raise ConfigurationError(f"the prama backend needs an API key: set {API_KEY_ENV}")
         self._settings = settings.check()
         self._key = settings.api_key
-        self._clock = clock
+        self._clock = _MinimumSleep(clock or LoopClock())
         rate = settings.requests_per_second
-        self._limiter = limiter or RateLimiter(rate * 60.0 if rate is not None else None, clock=clock)
+        # burst=1: a second never holds more than the configured rate, whatever window the
+        # provider counts in (undocumented for Prama), so the bucket never earns us a 429.
+        self._limiter = limiter or RateLimiter(rate * 60.0 if rate is not None else None, burst=1.0, clock=self._clock)
         self._policy = RetryPolicy(attempts=settings.attempts)
         self._rng = rng
         self._semaphore = asyncio.Semaphore(settings.concurrency)
@@ -181,6 +183,27 @@ class PramaMatter:
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()
+
+
+class _MinimumSleep:
+    """A clock whose sleeps last at least a microsecond.
+
+    The token bucket can ask for a wait of 1e-17 s (a float rounding short of a
+    whole token); added to the loop time that is no time at all, so on a virtual
+    loop the waiters would spin forever.  A microsecond is nothing in real time.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    def wall(self) -> float:
+        return self._clock.wall()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._clock.sleep(max(seconds, 1e-6))
 
 
 async def _gather_first_error(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:

@@ -26,8 +26,14 @@ from vidmatte_prama.emulator._masks import MaskSource
 
 __all__ = ["FAULTS", "EmulatorConfig", "EmulatorState", "KeyStats", "RecordedMask", "build_app", "key_label"]
 
-FAULTS = ("ok", "429", "500", "502", "503", "drop", "drop-after", "html", "malformed", "413")
-"""Fault names a script may hold, one per request: ``drop-after`` charges, then drops the answer."""
+FAULTS = ("ok", "429", "500", "502", "503", "413", "drop", "drop-after", "html", "html-502", "malformed", "not-image")
+"""Fault names a script may hold, one per request.
+
+``drop`` closes the connection before any work, ``drop-after`` after the mask
+was made (and charged); ``html`` answers 200 with a proxy's HTML page,
+``html-502`` a proxy's 502 page; ``malformed`` answers 200 with broken JSON,
+``not-image`` 200 ``image/png`` bytes that are no image.
+"""
 
 MAX_PAYLOAD = 30 * 1024 * 1024
 """Prama's documented upload limit (413 ``payload_too_large``)."""
@@ -50,6 +56,8 @@ class EmulatorConfig:
     """Seconds each ``POST /v2`` takes before answering."""
     requests_per_second: float | None = None
     """Per-key limit (a token bucket of one second's worth); beyond it, 429 with ``Retry-After``."""
+    retry_after: int = 1
+    """``Retry-After`` seconds of a scripted 429 (rate-limit 429s say when a token is due)."""
     error_rate: float = 0.0
     """Share of requests answered 503 at random (seeded)."""
     drop_rate: float = 0.0
@@ -183,7 +191,8 @@ class _BadRequest(Exception):
 async def _read_upload(request: web.Request, max_payload: int) -> tuple[bytes, dict[str, str], bool]:
     """(image bytes, options, answer-as-JSON) from a multipart or JSON ``POST /v2``."""
     if request.content_length is not None and request.content_length > max_payload:
-        raise _BadRequest(413, "payload_too_large", f"request body exceeds {max_payload // (1024 * 1024)} MB")
+        limit = f"{max_payload // (1024 * 1024)} MB" if max_payload >= 1024 * 1024 else f"{max_payload} bytes"
+        raise _BadRequest(413, "payload_too_large", f"payload too large: the limit is {limit}")
     content_type = request.content_type
     options: dict[str, str] = {}
     if content_type.startswith("multipart/"):
@@ -272,12 +281,14 @@ async def _remove_background(request: web.Request) -> web.StreamResponse:
             503: "unavailable",
             413: "payload_too_large",
         }
-        headers = {"Retry-After": "1"} if status == 429 else None
+        headers = {"Retry-After": str(config.retry_after)} if status == 429 else None
         return _error(status, codes[status], f"emulated {status}", headers=headers)
-    if fault == "html":
-        state.count(label, 502)
-        html = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
-        return web.Response(status=502, text=html, content_type="text/html")
+    if fault in {"html", "html-502"}:
+        status = 200 if fault == "html" else 502
+        state.count(label, status)
+        title = "Sign in to continue" if status == 200 else "502 Bad Gateway"
+        html = f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+        return web.Response(status=status, text=html, content_type="text/html")
     if config.latency > 0:
         await asyncio.sleep(config.latency)
     try:
@@ -289,6 +300,9 @@ async def _remove_background(request: web.Request) -> web.StreamResponse:
     if fault == "malformed":
         state.count(label, 200)
         return web.Response(status=200, body=b'{"mask": "iVBORw0K', content_type="application/json")
+    if fault == "not-image":
+        state.count(label, 200)
+        return web.Response(status=200, body=b"\x89PNG\r\n\x1a\nnot really", content_type="image/png")
     mask = await state.masks.mask(image)
     dropped = fault == "drop-after"
     state.count(label, 0 if dropped else 200, mask=True)
