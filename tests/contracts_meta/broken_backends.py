@@ -38,7 +38,7 @@ class RetriesUnauthorized(FalQueueBackend):
 
 class _NoRetryAfter(RetryPolicy):
     def delay(self, attempt: int, retry_after: float | None, rng: Any) -> float:
-        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
 
 class IgnoresRetryAfter(FalQueueBackend):
