@@ -99,8 +99,13 @@ def _convert(load: Callable[[str], Recording]) -> ScenarioSet:
         ),
         _scenario(
             "poll_rate_limited",
-            "rate_limited_429_then_ok (one 429 before the job)",
-            [e for e in rate if e.role != "submit"] + [submit],
+            derived + "rate_limited_429_then_ok's polls, Retry-After raised from 1 s to 30 s (above the 3 s minimum)",
+            [
+                attrs.evolve(e, headers={**e.headers, "retry-after": "30"}) if e.status == 429 else e
+                for e in rate
+                if e.role != "submit"
+            ]
+            + [submit],
         ),
         _scenario("poll_malformed", "malformed_json", rec("malformed_json")),
         _scenario("poll_not_found", derived + "happy's submit, then not_found_404", [submit, *rec("not_found_404")]),
