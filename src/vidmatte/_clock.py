@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Clock", "LoopClock"]
@@ -29,9 +30,6 @@ class LoopClock:
     Outside a running loop :meth:`monotonic` falls back to :func:`time.monotonic`.
     """
 
-    def __init__(self) -> None:
-        self._offset: float | None = None
-
     def monotonic(self) -> float:
         """The running loop's time."""
         try:
@@ -40,11 +38,23 @@ class LoopClock:
             return time.monotonic()
 
     def wall(self) -> float:
-        """Epoch seconds, moving with the loop's clock (so virtual time moves it too)."""
-        if self._offset is None:
-            self._offset = time.time() - self.monotonic()
-        return self._offset + self.monotonic()
+        """Epoch seconds, moving with the loop's clock (so virtual time moves it too).
+
+        The offset between the loop's clock and the epoch is fixed once per loop, so
+        every ``LoopClock`` on one loop agrees even when that loop's time is virtual.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return time.time()
+        offset = _EPOCH_OFFSETS.get(loop)
+        if offset is None:
+            offset = _EPOCH_OFFSETS[loop] = time.time() - loop.time()
+        return offset + loop.time()
 
     async def sleep(self, seconds: float) -> None:
         """``asyncio.sleep`` (virtual under a virtual loop)."""
         await asyncio.sleep(max(0.0, seconds))
+
+
+_EPOCH_OFFSETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, float] = weakref.WeakKeyDictionary()

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from vidmatte._clock import Clock, LoopClock
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "prepaid"]
+
+# A token the scheduler already took for the request a backend is about to send: the
+# backend's own ``acquire()`` consumes it instead of taking a second one.
+_prepaid: contextvars.ContextVar[list[RateLimiter] | None] = contextvars.ContextVar("vidmatte_prepaid", default=None)
+
+
+@contextlib.contextmanager
+def prepaid(limiter: RateLimiter) -> Iterator[None]:
+    """Within this block, the next ``limiter.acquire()`` is free (its token was taken already)."""
+    token = _prepaid.set([limiter])
+    try:
+        yield
+    finally:
+        _prepaid.reset(token)
+
 
 # Spend at most this share of a provider's advertised rate: the provider's window and
 # ours never line up exactly, and a 429 costs far more than the 5% left unused.
@@ -57,7 +74,9 @@ class RateLimiter:
         now = self._clock.monotonic()
         self._refill(now)
         wait = max(0.0, self._paused_until - now)
-        if self.rate is not None and self._tokens < 1.0:
+        # The epsilon absorbs float drift in the refill arithmetic, which would otherwise
+        # ask callers to wait for a billionth of a token over and over.
+        if self.rate is not None and self._tokens < 1.0 - 1e-9:
             wait = max(wait, (1.0 - self._tokens) / self.rate)
         return wait
 
@@ -67,11 +86,15 @@ class RateLimiter:
         if wait > 0:
             return wait
         if self.rate is not None:
-            self._tokens -= 1.0
+            self._tokens = max(0.0, self._tokens - 1.0)
         return 0.0
 
     async def acquire(self) -> None:
-        """Wait for a token and take it."""
+        """Wait for a token and take it (or use the one prepaid by the scheduler)."""
+        held = _prepaid.get()
+        if held and held[0] is self:
+            held.clear()
+            return
         while (wait := self.try_acquire()) > 0:
             await self._clock.sleep(wait)
 

@@ -1,0 +1,376 @@
+"""One scheduler for every in-flight job: a timer queue per backend, not a loop per job.
+
+Each backend gets one driver task with a heap of (due time, job).  The driver
+pops the earliest due job, takes a token from the backend's rate limiter (the
+poll then spends that token: see :func:`vidmatte._ratelimit.prepaid`), and
+polls under the backend's concurrency limit.  When a poll comes back the job
+is placed again: never before the declared minimum poll interval, a
+``poll_after`` hint or a ``Retry-After``; otherwise where the backend's learned
+speed model says completion is likely (:mod:`vidmatte._pollplan`).  A job whose
+deadline passes is cancelled remotely and fails with :class:`JobTimeoutError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import random
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import attrs
+
+from vidmatte._clock import Clock, LoopClock
+from vidmatte._lifecycle import next_state
+from vidmatte._models import JobHandle, JobSnapshot, JobState
+from vidmatte._pollplan import PollPolicy, SpeedModel
+from vidmatte._ratelimit import RateLimiter, prepaid
+from vidmatte.contract import MattingBackend
+from vidmatte.errors import JobTimeoutError, ProtocolError, VidmatteError
+
+__all__ = ["Scheduler", "SchedulerStats"]
+
+_log = logging.getLogger("vidmatte")
+
+_MAX_POLL_ERRORS = 8
+"""Consecutive failed polls of one job before the error is raised to its waiter."""
+
+
+@attrs.define
+class SchedulerStats:
+    """Counters for one backend (benchmarks and tests read them)."""
+
+    polls: int = 0
+    poll_errors: int = 0
+    rate_limited: int = 0
+    completed: int = 0
+    timed_out: int = 0
+
+
+class _Job:
+    __slots__ = (
+        "deadline",
+        "errors",
+        "future",
+        "handle",
+        "last_poll",
+        "on_snapshot",
+        "plan",
+        "prev_poll",
+        "snapshot",
+        "state",
+        "submitted_mono",
+    )
+
+    def __init__(
+        self,
+        handle: JobHandle,
+        future: asyncio.Future[JobSnapshot],
+        deadline: float | None,
+        submitted_mono: float,
+        on_snapshot: Callable[[JobSnapshot], None] | None,
+    ) -> None:
+        self.handle = handle
+        self.future = future
+        self.deadline = deadline
+        self.submitted_mono = submitted_mono
+        self.on_snapshot = on_snapshot
+        self.state = JobState.PENDING
+        self.snapshot: JobSnapshot | None = None
+        self.last_poll: float | None = None
+        self.prev_poll: float | None = None
+        self.plan: list[float] = []
+        self.errors = 0
+
+
+class _Lane:
+    """The timer queue, limiter, speed model and counters of one backend."""
+
+    def __init__(self, backend: MattingBackend, limiter: RateLimiter, policy: PollPolicy) -> None:
+        caps = backend.capabilities
+        self.backend = backend
+        self.limiter = limiter
+        self.min_interval = caps.min_poll_interval
+        self.concurrency = asyncio.Semaphore(caps.max_concurrency or 64)
+        self.model = SpeedModel(policy)
+        self.heap: list[tuple[float, int, _Job]] = []
+        self.wakeup = asyncio.Event()
+        self.driver: asyncio.Task[None] | None = None
+        self.jobs: set[_Job] = set()
+        """Jobs waiting on this lane (the budget is shared among them)."""
+        self.stats = SchedulerStats()
+
+
+class Scheduler:
+    """Drives every job's polling from one timer queue per backend.
+
+    ``clock`` defaults to the event loop's clock (virtual under
+    :func:`vidmatte.testing.run_virtual`).  Limiters are shared per backend
+    name, so submits, cancels and polls of one backend spend one budget.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        policy: PollPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._clock = clock or LoopClock()
+        self._policy = policy or PollPolicy()
+        self._rng = rng or random.Random()
+        self._lanes: dict[str, _Lane] = {}
+        self._limiters: dict[str, RateLimiter] = {}
+        self._seq = itertools.count()
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def limiter_for(self, name: str, requests_per_minute: float | None) -> RateLimiter:
+        """The shared request budget of backend ``name`` (created on first use)."""
+        limiter = self._limiters.get(name)
+        if limiter is None:
+            limiter = self._limiters[name] = RateLimiter(requests_per_minute, clock=self._clock)
+        return limiter
+
+    def stats(self, name: str) -> SchedulerStats:
+        """Counters of backend ``name``."""
+        lane = self._lanes.get(name)
+        return lane.stats if lane is not None else SchedulerStats()
+
+    def _lane(self, backend: MattingBackend) -> _Lane:
+        lane = self._lanes.get(backend.name)
+        if lane is None:
+            limiter = self.limiter_for(backend.name, backend.capabilities.requests_per_minute)
+            lane = self._lanes[backend.name] = _Lane(backend, limiter, self._policy)
+        return lane
+
+    async def wait(
+        self,
+        backend: MattingBackend,
+        handle: JobHandle,
+        *,
+        timeout: float | None = None,
+        on_snapshot: Callable[[JobSnapshot], None] | None = None,
+    ) -> JobSnapshot:
+        """Poll ``handle`` until it is terminal and return its last snapshot.
+
+        ``on_snapshot`` sees every snapshot that changed something.  When
+        ``timeout`` seconds pass first, the remote job is cancelled (best effort)
+        and :class:`JobTimeoutError` is raised.
+        """
+        lane = self._lane(backend)
+        now = self._clock.monotonic()
+        elapsed = max(0.0, self._clock.wall() - handle.submitted_at)
+        future: asyncio.Future[JobSnapshot] = asyncio.get_running_loop().create_future()
+        job = _Job(handle, future, None if timeout is None else now + timeout, now - elapsed, on_snapshot)
+        self._plan_job(lane, job)
+        self._push(lane, job, self._next_due(lane, job, now, hint=None))
+        try:
+            return await future
+        finally:
+            if not future.done():
+                future.cancel()
+
+    # -- placement ---------------------------------------------------------------------
+
+    def _points(self, lane: _Lane) -> int:
+        """How many planned polls a job can afford, given the budget and the jobs sharing it."""
+        rate = lane.limiter.rate
+        if rate is None:
+            return len(self._policy.quantiles)
+        typical = max(1.0, lane.model.predict(60.0))
+        affordable = rate * typical / max(1, len(lane.jobs))
+        return max(1, min(len(self._policy.quantiles), int(affordable)))
+
+    def _plan_job(self, lane: _Lane, job: _Job) -> None:
+        lane.jobs.add(job)
+        duration = job.handle.media_duration
+        if duration is None or duration <= 0:
+            job.plan = []
+            return
+        offsets = lane.model.plan(duration, self._points(lane))
+        job.plan = [job.submitted_mono + offset for offset in offsets]
+
+    def _next_due(self, lane: _Lane, job: _Job, now: float, hint: float | None) -> float:
+        earliest = now
+        if job.last_poll is not None:
+            earliest = max(earliest, job.last_poll + lane.min_interval)
+        if hint is not None:
+            earliest = max(earliest, now + hint)
+        while job.plan and job.plan[0] < earliest:
+            job.plan.pop(0)
+        if job.plan:
+            due = job.plan.pop(0)
+        elif job.handle.media_duration and job.handle.media_duration > 0:
+            # Past every planned point: gaps grow with the time already spent.
+            elapsed = max(lane.min_interval, now - job.submitted_mono)
+            gap = min(self._policy.max_gap, elapsed * (self._policy.growth - 1.0))
+            if lane.limiter.rate is not None:
+                # Overdue jobs may share half the request budget: at low load they are
+                # looked at often, at high load the geometric gap takes over.
+                gap = min(gap, max(lane.min_interval, 6.0 * len(lane.jobs) / lane.limiter.rate))
+            due = now + gap
+        else:
+            # Unknown duration: the gateway SDK's own backoff (2 s x1.5 to 30 s).
+            previous = 0.0 if job.last_poll is None else now - job.last_poll
+            due = now + min(30.0, max(self._policy.unknown_first, previous * 1.5))
+        if job.snapshot is not None and job.snapshot.progress and 0.0 < job.snapshot.progress < 1.0:
+            # The provider reports progress: extrapolate the finish linearly.
+            elapsed = now - job.submitted_mono
+            finish = job.submitted_mono + elapsed / job.snapshot.progress
+            due = min(due, max(finish, now))
+        if job.deadline is not None:
+            due = min(due, job.deadline)
+        return max(due, earliest)
+
+    def _push(self, lane: _Lane, job: _Job, due: float) -> None:
+        heapq.heappush(lane.heap, (due, next(self._seq), job))
+        if lane.driver is None or lane.driver.done():
+            lane.driver = asyncio.get_running_loop().create_task(self._drive(lane))
+        lane.wakeup.set()
+
+    # -- the driver --------------------------------------------------------------------
+
+    async def _drive(self, lane: _Lane) -> None:
+        while lane.heap:
+            due, _, job = lane.heap[0]
+            if job.future.done():
+                heapq.heappop(lane.heap)
+                lane.jobs.discard(job)
+                continue
+            now = self._clock.monotonic()
+            if due > now + 1e-6:
+                lane.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lane.wakeup.wait(), timeout=due - now)
+                continue
+            if job.deadline is not None and now >= job.deadline:
+                heapq.heappop(lane.heap)
+                lane.jobs.discard(job)
+                self._expire(lane, job)
+                continue
+            wait = lane.limiter.try_acquire()
+            if wait > 0:
+                await self._clock.sleep(wait)
+                continue
+            heapq.heappop(lane.heap)
+            await lane.concurrency.acquire()
+            job.prev_poll, job.last_poll = job.last_poll, now
+            self._spawn(self._poll(lane, job))
+
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _poll(self, lane: _Lane, job: _Job) -> None:
+        hint: float | None = None
+        try:
+            lane.stats.polls += 1
+            with prepaid(lane.limiter):
+                snapshot = await lane.backend.poll(job.handle)
+        except VidmatteError as exc:
+            lane.stats.poll_errors += 1
+            job.errors += 1
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after is not None:
+                lane.stats.rate_limited += 1
+                lane.limiter.pause(retry_after)
+            if not (exc.retryable or isinstance(exc, ProtocolError)) or job.errors >= _MAX_POLL_ERRORS:
+                self._finish(lane, job, error=exc)
+                return
+            backoff = min(30.0, 0.5 * 2 ** min(job.errors, 6)) * self._rng.uniform(0.5, 1.0)
+            hint = max(retry_after or 0.0, backoff)
+        except Exception as exc:  # noqa: BLE001 - a plugin bug ends its job, never the driver
+            self._finish(lane, job, error=exc)
+            return
+        else:
+            job.errors = 0
+            hint = self._observe(lane, job, snapshot)
+            if job.future.done():
+                lane.jobs.discard(job)
+                return
+        finally:
+            lane.concurrency.release()
+        now = self._clock.monotonic()
+        self._push(lane, job, self._next_due(lane, job, now, hint))
+
+    def _observe(self, lane: _Lane, job: _Job, snapshot: JobSnapshot) -> float | None:
+        """Record a snapshot; resolve the job if terminal; return the poll-after hint."""
+        previous_poll_state = job.state
+        state = next_state(job.state, snapshot.state, job_id=job.handle.job_id)
+        if state is not snapshot.state:
+            snapshot = attrs.evolve(snapshot, state=state)
+        changed = job.snapshot is None or snapshot != job.snapshot
+        job.state = state
+        job.snapshot = snapshot
+        if state is JobState.UNKNOWN and previous_poll_state is not JobState.UNKNOWN:
+            _log.warning(
+                "job %s on %s: unrecognised provider status %r; polling on until the deadline",
+                job.handle.job_id,
+                lane.backend.name,
+                snapshot.raw_status,
+            )
+        if changed and job.on_snapshot is not None:
+            try:
+                job.on_snapshot(snapshot)
+            except Exception:  # noqa: BLE001 - an observer's bug must not lose the job
+                _log.exception("on_snapshot callback failed for job %s", job.handle.job_id)
+        if state.is_terminal:
+            if state is JobState.SUCCEEDED and job.handle.media_duration:
+                # Completion happened between the previous look and this one.
+                seen = job.last_poll if job.last_poll is not None else self._clock.monotonic()
+                lower = job.prev_poll if job.prev_poll is not None else job.submitted_mono
+                # A uniform draw inside the window keeps the learned spread honest (a midpoint
+                # would shrink it toward the polls that happened to be made).
+                finished = self._rng.uniform(lower, seen)
+                lane.model.record(job.handle.media_duration, max(0.0, finished - job.submitted_mono))
+            self._finish(lane, job, snapshot=snapshot)
+            return None
+        return snapshot.poll_after
+
+    def _finish(
+        self, lane: _Lane, job: _Job, *, snapshot: JobSnapshot | None = None, error: BaseException | None = None
+    ) -> None:
+        lane.jobs.discard(job)
+        if job.future.done():
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            assert snapshot is not None
+            lane.stats.completed += 1
+            job.future.set_result(snapshot)
+
+    def _expire(self, lane: _Lane, job: _Job) -> None:
+        lane.stats.timed_out += 1
+        self._spawn(self._cancel_quietly(lane.backend, job.handle))
+        if not job.future.done():
+            job.future.set_exception(
+                JobTimeoutError(
+                    "the job's deadline passed; the remote job was asked to cancel",
+                    backend=lane.backend.name,
+                    job_id=job.handle.job_id,
+                )
+            )
+
+    async def _cancel_quietly(self, backend: MattingBackend, handle: JobHandle) -> None:
+        try:
+            await backend.cancel(handle)
+        except Exception as exc:  # noqa: BLE001 - best effort: the timeout is what we report
+            _log.warning("cancelling job %s on %s after its deadline failed: %s", handle.job_id, backend.name, exc)
+
+    async def aclose(self) -> None:
+        """Stop the drivers and wait for polls in flight."""
+        for lane in self._lanes.values():
+            if lane.driver is not None:
+                lane.driver.cancel()
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        for lane in self._lanes.values():
+            if lane.driver is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lane.driver
