@@ -52,6 +52,8 @@ _log = logging.getLogger("vidmatte.aigateway")
 
 _REFRESHES = 3
 """Times an expired result URL is refreshed (by re-reading the job) before giving up."""
+_SUBMIT_READS = 3
+"""Submits sent (same idempotency key) while the gateway's 2xx answer is unreadable."""
 _EXPIRY_MARGIN = 30.0
 """Seconds before a known expiry at which a URL is treated as expired already."""
 
@@ -187,13 +189,7 @@ class AigatewayBackend:
         }
         if self._settings.webhook_url:
             body["webhook_url"] = self._settings.webhook_url
-        response = await self._send(
-            "POST",
-            self._url("/v1/videos/generations"),
-            json_body=body,
-            headers={"Idempotency-Key": idempotency_key},
-        )
-        record = read_json(response, backend=NAME)
+        record, response = await self._submit_once(body, idempotency_key)
         job_id = record.get("id") or record.get("job_id") if isinstance(record, dict) else None
         if not isinstance(job_id, str) or not job_id:
             raise ProtocolError("the gateway accepted the job but returned no job id", backend=NAME)
@@ -213,6 +209,27 @@ class AigatewayBackend:
                 observed_at=self._clock.wall(),
             )
         return handle
+
+    async def _submit_once(self, body: dict[str, Any], idempotency_key: str) -> tuple[Any, httpx.Response]:
+        """POST the job; an unreadable 2xx answer is asked again under the same key.
+
+        The job may exist already, so only the idempotency key makes asking
+        again safe: the gateway answers with the job it created the first time.
+        """
+        for attempt in range(1, _SUBMIT_READS + 1):
+            response = await self._send(
+                "POST",
+                self._url("/v1/videos/generations"),
+                json_body=body,
+                headers={"Idempotency-Key": idempotency_key},
+            )
+            try:
+                return read_json(response, backend=NAME), response
+            except ProtocolError:
+                if attempt == _SUBMIT_READS:
+                    raise
+                await self._clock.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def poll(self, handle: JobHandle) -> JobSnapshot:
         """``GET /v1/jobs/{id}``: one request; a 304 means "no change" (the previous snapshot)."""
