@@ -213,7 +213,7 @@ async def _record_one(
         "description": spec.description,
         "recorded_from": source,
         "steps": spec.steps,
-        "settings": {k: v for k, v in spec.settings.items()},
+        "settings": dict(spec.settings),
         "input_url": normalizer.text(input_url),
         "media_duration": media_duration,
         "exchanges": normalizer.tree(recorder.exchanges),
