@@ -11,6 +11,7 @@ paid remote jobs safe, cheap and fast.  Start with :class:`AsyncClient` (or
         result = client.remove("clip.mp4", "clip.webm")
 """
 
+from vidmatte._client import AsyncClient, Client, RemoveResult
 from vidmatte._clock import Clock, LoopClock
 from vidmatte._config import BudgetSettings, Settings, load_settings, structure_settings
 from vidmatte._lifecycle import ALLOWED_TRANSITIONS, can_transition, next_state
@@ -35,7 +36,9 @@ from vidmatte._models import (
     format_for_path,
 )
 from vidmatte._plugins import PluginManager, PluginWarning, load_plugins
+from vidmatte._pollplan import PollPolicy
 from vidmatte._ratelimit import RateLimiter
+from vidmatte._scheduler import Scheduler, SchedulerStats
 from vidmatte.contract import (
     BackendContext,
     BackendSpec,
@@ -54,12 +57,14 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "Artefact",
     "ArtefactRole",
+    "AsyncClient",
     "BackendContext",
     "BackendSpec",
     "Background",
     "BudgetSettings",
     "CancelOutcome",
     "Capabilities",
+    "Client",
     "Clock",
     "Cost",
     "CostKind",
@@ -80,7 +85,11 @@ __all__ = [
     "OutputSpec",
     "PluginManager",
     "PluginWarning",
+    "PollPolicy",
     "RateLimiter",
+    "RemoveResult",
+    "Scheduler",
+    "SchedulerStats",
     "Settings",
     "Source",
     "Uploader",
