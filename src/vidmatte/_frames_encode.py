@@ -45,18 +45,17 @@ def mask_to_alpha(
     guide_small = (
         resize(frame.gray.astype(np.float32) * (1 / 255), sh, sw) if frame.small_gray is None else frame.small_gray
     )
-    q = refiner.refine(m, guide_small, frame.gray)
-    q *= 255
-    q += 0.5
-    alpha: NDArray[np.uint8] = q.astype(np.uint8)
-    return alpha
+    return refiner.refine(m, guide_small, frame.gray)
 
 
 class EncodeStage:
-    """A thread that turns (frame, mask) pairs, in order, into the output file.
+    """Two threads that turn (frame, mask) pairs, in order, into the output file.
 
-    :meth:`put` applies backpressure (a bounded queue); :meth:`finish` waits for
-    the file to be complete; :meth:`abort` stops and deletes it.
+    The *post* thread smooths and refines each mask and composes the picture
+    (numpy, OpenCV and swscale: they release the GIL); the *encode* thread only
+    encodes and muxes (the codec releases the GIL too).  :meth:`put` applies
+    backpressure (bounded queues); :meth:`finish` waits for the complete file;
+    :meth:`abort` stops and deletes it.
     """
 
     def __init__(
@@ -66,10 +65,11 @@ class EncodeStage:
         on_progress: Callable[[int], None],
         smoothing: bool = True,
         refine: bool = True,
-        depth: int = 8,
+        depth: int = 6,
     ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._outbox: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._writer_factory = writer_factory
         self._writer: FrameWriter | None = None
         self._on_progress = on_progress
@@ -78,8 +78,10 @@ class EncodeStage:
         self._aborted = threading.Event()
         self._done: asyncio.Future[int] = self._loop.create_future()
         self.frames = 0
-        self._thread = threading.Thread(target=self._run, name="vidmatte-encode", daemon=True)
-        self._thread.start()
+        self._post = threading.Thread(target=self._run_post, name="vidmatte-post", daemon=True)
+        self._encode = threading.Thread(target=self._run_encode, name="vidmatte-encode", daemon=True)
+        self._post.start()
+        self._encode.start()
 
     def _report(self, callback: Callable[..., None], *args: Any) -> None:
         # RuntimeError: the loop closed under us, nobody is listening any more.
@@ -94,38 +96,66 @@ class EncodeStage:
         else:
             self._done.set_result(frames or 0)
 
-    def _run(self) -> None:
+    def _fail(self, exc: BaseException) -> None:
+        self._aborted.set()
+        self._report(self._resolve, None, exc)
+
+    def _run_post(self) -> None:
         try:
             while True:
-                item = self._queue.get()
+                item = self._inbox.get()
                 if item is _END or self._aborted.is_set():
                     break
                 frame, mask = item
                 if self._writer is None:
                     self._writer = self._writer_factory(frame)
                 alpha = mask_to_alpha(frame, mask, self._smoother, self._refiner)
-                self._writer.write(frame.rgb, alpha)
+                self._hand_over(self._writer.prepare(frame.rgb, alpha, frame.source))
+        except BaseException as exc:  # noqa: BLE001 - handed to the event loop, which raises it
+            self._fail(exc)
+        self._hand_over(_END)
+
+    def _hand_over(self, item: Any) -> None:
+        while True:
+            try:
+                self._outbox.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                if self._aborted.is_set() and item is not _END:
+                    return
+
+    def _run_encode(self) -> None:
+        writer: FrameWriter | None = None
+        try:
+            while True:
+                item = self._outbox.get()
+                if item is _END or self._aborted.is_set():
+                    break
+                writer = self._writer  # set by the post thread before its first hand-over
+                assert writer is not None
+                writer.write_prepared(item)
                 self.frames += 1
                 if self.frames % 5 == 0:
                     self._report(self._on_progress, self.frames)
+            writer = self._writer
             if self._aborted.is_set():
-                if self._writer is not None:
-                    self._writer.abort()
+                if writer is not None:
+                    writer.abort()
                 return
-            if self._writer is not None:
-                self._writer.close()
+            if writer is not None:
+                writer.close()
             self._report(self._on_progress, self.frames)
             self._report(self._resolve, self.frames, None)
         except BaseException as exc:  # noqa: BLE001 - handed to the event loop, which raises it
             self._aborted.set()
-            if self._writer is not None:
-                self._writer.abort()
+            if writer is not None:
+                writer.abort()
             self._report(self._resolve, None, exc)
 
     def _put_blocking(self, item: Any) -> None:
         while not self._aborted.is_set():
             try:
-                self._queue.put(item, timeout=0.2)
+                self._inbox.put(item, timeout=0.2)
                 return
             except queue.Full:
                 continue
@@ -135,7 +165,7 @@ class EncodeStage:
         if self._done.done():
             self._done.result()  # re-raise the encoder's failure here
         try:
-            self._queue.put_nowait((frame, mask))
+            self._inbox.put_nowait((frame, mask))
         except queue.Full:
             await asyncio.to_thread(self._put_blocking, (frame, mask))
             if self._done.done():
@@ -149,5 +179,6 @@ class EncodeStage:
     def abort(self) -> None:
         """Stop and delete the output (from any thread; returns at once)."""
         self._aborted.set()
-        with contextlib.suppress(queue.Full):  # the thread sees the flag after its current frame
-            self._queue.put_nowait(_END)
+        for box in (self._inbox, self._outbox):
+            with contextlib.suppress(queue.Full):  # the threads see the flag after their current frame
+                box.put_nowait(_END)

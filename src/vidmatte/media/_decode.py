@@ -36,6 +36,8 @@ class DecodedFrame:
     """Full-resolution luma (when the reader was asked for it)."""
     small_gray: NDArray[np.float32] | None = None
     """Luma of ``small`` in 0..1 (when asked for)."""
+    source: Any = attrs.field(default=None, repr=False, eq=False)
+    """The decoded ``av.VideoFrame`` (unrotated frames only): writers reuse its YUV planes."""
 
 
 def _rotate(array: NDArray[np.uint8], rotation: int) -> NDArray[np.uint8]:
@@ -92,6 +94,14 @@ class VideoReader:
         self.max_side = max_side
         self.trim = trim
         self.luma = luma
+        from av.video.reformatter import VideoReformatter
+
+        # One reformatter per conversion: each keeps its scaler, which a frame's own
+        # to_ndarray() would rebuild for every frame (several times slower).
+        self._to_rgb = VideoReformatter()
+        self._to_small = VideoReformatter()
+        self._to_gray = VideoReformatter()
+        self._to_small_gray = VideoReformatter()
         self._frames: Iterator[Any] | None = None
         self._index = 0
         self._done = False
@@ -105,26 +115,31 @@ class VideoReader:
             raise media_error(self.path, "video cannot be decoded (corrupt or truncated)", exc) from None
 
     def _convert(self, frame: Any) -> DecodedFrame:
+        import numpy as np
+
         rotation = int(getattr(frame, "rotation", 0) or 0) % 360
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = _array(self._to_rgb, frame, format="rgb24")
         small = None
+        small_gray = None
         target = small_size(frame.width, frame.height, self.max_side)
         if target is not None:
-            small = frame.reformat(width=target[0], height=target[1], format="rgb24").to_ndarray()
+            small = _array(self._to_small, frame, width=target[0], height=target[1], format="rgb24")
         elif self.max_side:
             small = rgb
-        gray = frame.to_ndarray(format="gray") if self.luma else None
+        gray = _array(self._to_gray, frame, format="gray") if self.luma else None
+        if self.luma and small is not None:
+            if target is None:
+                small_gray = gray
+            else:
+                small_gray = _array(self._to_small_gray, frame, width=target[0], height=target[1], format="gray")
         if rotation:
             rgb = _rotate(rgb, rotation)
             small = _rotate(small, rotation) if small is not None else None
             gray = _rotate(gray, rotation) if gray is not None else None
-        small_gray = None
-        if self.luma and small is not None:
-            from vidmatte._frames_refine import luma
-
-            small_gray = luma(small)
+            small_gray = _rotate(small_gray, rotation) if small_gray is not None else None
+        small_luma = small_gray.astype(np.float32) * np.float32(1 / 255) if small_gray is not None else None
         time = float(frame.time) if frame.time is not None else self._index / float(self.fps)
-        decoded = DecodedFrame(self._index, rgb, small, time, gray, small_gray)
+        decoded = DecodedFrame(self._index, rgb, small, time, gray, small_luma, None if rotation else frame)
         self._index += 1
         return decoded
 
@@ -162,6 +177,12 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _array(reformatter: Any, frame: Any, **how: Any) -> NDArray[np.uint8]:
+    """``frame`` converted by ``reformatter`` (which keeps its scaler between frames), as an array."""
+    array: NDArray[np.uint8] = reformatter.reformat(frame, **how).to_ndarray()
+    return array
 
 
 def _png_rgba(data: bytes, name: str) -> NDArray[np.uint8]:

@@ -27,12 +27,27 @@ _PNG_FRAME = re.compile(r"^frame_\d+\.png$")
 
 
 class FrameWriter(Protocol):
-    """Receives frames in order; the output appears at its final path only on :meth:`close`."""
+    """Receives frames in order; the output appears at its final path only on :meth:`close`.
+
+    :meth:`write` is :meth:`prepare` (compose and convert: any thread, one at a
+    time) followed by :meth:`write_prepared` (encode and mux: in order), so a
+    pipeline can run the two on different threads.
+    """
 
     frames_written: int
 
-    def write(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8]) -> None:
-        """Add one frame (RGB plus its matte, 255 = foreground)."""
+    def write(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> None:
+        """Add one frame (RGB plus its matte, 255 = foreground).
+
+        ``source`` may be the decoded ``av.VideoFrame`` the RGB came from: alpha
+        formats then reuse its YUV planes instead of converting RGB back.
+        """
+
+    def prepare(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> Any:
+        """The encoder-ready form of one frame."""
+
+    def write_prepared(self, prepared: Any) -> None:
+        """Encode one :meth:`prepare` result (frames in order)."""
 
     def close(self) -> None:
         """Finish the file and move it to its final name."""
@@ -134,6 +149,12 @@ class VideoFileWriter:
             self._stream.thread_count = os.cpu_count() or 2
             self._stream.codec_context.time_base = Fraction(1) / fps
             self._input_format = "rgba" if self.compositor.alpha else "gray" if self.compositor.matte else "rgb24"
+            # Alpha output from a 4:2:0 source: its Y, U and V planes go to the encoder as they are.
+            self._reuse_planes = self.compositor.alpha and not self.yuv420
+            from av.video.reformatter import VideoReformatter
+
+            self._pix_fmt = str(self._stream.pix_fmt)
+            self._reformatter = VideoReformatter()
             self._audio: AudioCarrier | None = None
             if audio_from is not None and output.keep_audio:
                 self._audio = AudioCarrier(audio_from, self._container, audio_codec, trim=output.trim)
@@ -142,21 +163,35 @@ class VideoFileWriter:
             self.tmp.unlink(missing_ok=True)
             raise
 
-    def write(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8]) -> None:
-        """Encode one frame (and the audio up to its end)."""
+    def prepare(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> Any:
+        """An ``av.VideoFrame`` for the encoder."""
         import av
 
-        if self.yuv420:
-            rgb, alpha = rgb[: self.height, : self.width], alpha[: self.height, : self.width]
-        picture = self.compositor.compose(rgb, alpha)
-        frame = av.VideoFrame.from_ndarray(picture, format=self._input_format)
-        frame.pts = self.frames_written
-        frame.time_base = self._stream.codec_context.time_base
-        for packet in self._stream.encode(frame):
+        if self._reuse_planes and _plain_420(source, self.width, self.height):
+            frame = _with_alpha(source, alpha)
+        else:
+            if self.yuv420:
+                rgb, alpha = rgb[: self.height, : self.width], alpha[: self.height, : self.width]
+            picture = self.compositor.compose(rgb, alpha)
+            frame = av.VideoFrame.from_ndarray(picture, format=self._input_format)
+        if frame.format.name != self._pix_fmt:
+            # Converted here, on the caller's thread, so the encoding thread only encodes.
+            frame = self._reformatter.reformat(frame, format=self._pix_fmt)
+        return frame
+
+    def write_prepared(self, prepared: Any) -> None:
+        """Encode one frame (and the audio up to its end)."""
+        prepared.pts = self.frames_written
+        prepared.time_base = self._stream.codec_context.time_base
+        for packet in self._stream.encode(prepared):
             self._container.mux(packet)
         self.frames_written += 1
         if self._audio is not None:
             self._audio.feed_until(self.frames_written / float(self.fps))
+
+    def write(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> None:
+        """Encode one frame (and the audio up to its end)."""
+        self.write_prepared(self.prepare(rgb, alpha, source))
 
     def close(self) -> None:
         """Flush the encoders, close the file and rename it into place."""
@@ -206,23 +241,30 @@ class PngWriter:
         # Fast zlib: PNG sizes barely change, encoding gets several times faster.
         self._codec.options = {"compression_level": "1"}
 
-    def write(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8]) -> None:
-        """Encode one frame as ``frame_NNNNNN.png``."""
+    def prepare(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> bytes:
+        """The PNG file of one frame."""
         import av
 
         picture = self.compositor.compose(rgb, alpha)
         frame = av.VideoFrame.from_ndarray(picture, format=self._format)
-        data = b"".join(bytes(p) for p in self._codec.encode(frame))
+        return b"".join(bytes(p) for p in self._codec.encode(frame))
+
+    def write_prepared(self, prepared: Any) -> None:
+        """Store one PNG as ``frame_NNNNNN.png``."""
         name = f"frame_{self.frames_written:06d}.png"
         try:
             if self._zip is not None:
-                self._zip.writestr(name, data)
+                self._zip.writestr(name, prepared)
             else:
-                (self.tmp / name).write_bytes(data)
+                (self.tmp / name).write_bytes(prepared)
         except OSError as exc:
             self.abort()
             raise media_error(self.dest, "cannot be written", exc) from None
         self.frames_written += 1
+
+    def write(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> None:
+        """Encode and store one frame."""
+        self.write_prepared(self.prepare(rgb, alpha, source))
 
     def close(self) -> None:
         """Finish the archive or folder and rename it into place."""
@@ -237,6 +279,34 @@ class PngWriter:
             self.tmp.unlink(missing_ok=True)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _plain_420(frame: Any, width: int, height: int) -> bool:
+    return (
+        frame is not None
+        and frame.format.name in ("yuv420p", "yuvj420p")
+        and (frame.width, frame.height) == (width, height)
+    )
+
+
+def _with_alpha(frame: Any, alpha: NDArray[np.uint8]) -> Any:
+    """A ``yuva420p`` frame: ``frame``'s planes copied as they are, ``alpha`` as the fourth."""
+    import av
+    import numpy as np
+
+    out = av.VideoFrame(frame.width, frame.height, "yuva420p")
+    for index, plane in enumerate(out.planes):
+        target = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        if index < 3:
+            source = frame.planes[index]
+            target[:] = np.frombuffer(memoryview(source), np.uint8).reshape(source.height, source.line_size)[
+                :, : source.width
+            ]
+        else:
+            target[:] = alpha
+    out.colorspace = frame.colorspace
+    out.color_range = frame.color_range
+    return out
 
 
 def open_writer(
