@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -172,3 +173,24 @@ def test_command_line() -> None:
         process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_real_masks_through_the_local_engine(tmp_path: object) -> None:
+    import vidmatte
+    from vidmatte.media import VideoReader, make_sample_clip, sample_person_box
+
+    if "local" not in vidmatte.load_plugins().backends:
+        pytest.skip("the local engine is not installed")
+    clip = make_sample_clip(Path(str(tmp_path)) / "sample.mp4", seconds=0.2, size=(320, 180), audio=False)
+    with VideoReader(clip) as reader:
+        frame = next(iter(reader)).rgb
+    with running_emulator(masks="local") as emulator:
+        assert emulator.masks == "local"
+        response = _post(emulator, frame, channels="alpha")
+        assert response.status_code == 200
+        mask = _png(response.content)
+    left, top, right, bottom = sample_person_box(0, size=(320, 180), seconds=0.2)
+    inside = mask[top:bottom, left:right].astype(float).mean()
+    outside = np.concatenate([mask[:, :left].ravel(), mask[:, right:].ravel()]).astype(float).mean()
+    assert inside > 40
+    assert outside < 10

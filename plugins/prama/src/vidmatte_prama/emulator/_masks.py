@@ -74,8 +74,85 @@ class _LocalMasks:
         await closer()
 
 
+class _LocalJobMasks:
+    """Masks from the ``local`` backend run as a job on a one-frame clip (only the public job contract).
+
+    Used when the local backend does not expose its frame matter: each image
+    becomes a lossless one-frame video, the local backend mattes it into a PNG
+    frame, and that frame's alpha is the mask (~0.1 s an image after the model loads).
+    """
+
+    name = "local"
+
+    def __init__(self, backend: Any) -> None:
+        import tempfile
+
+        self._backend = backend
+        self._dir = tempfile.TemporaryDirectory(prefix="prama-emulator-")
+        self._count = 0
+
+    async def mask(self, image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        import asyncio
+        import shutil
+        from pathlib import Path
+
+        from vidmatte import MattingRequest, OutputFormat, OutputSpec, Source
+        from vidmatte.media import read_frames_rgba
+
+        self._count += 1
+        work = Path(self._dir.name)
+        source, dest = work / f"image-{self._count}.mkv", work / f"mask-{self._count}"
+        await asyncio.to_thread(_one_frame_clip, image, source)
+        request = MattingRequest(
+            Source(path=str(source)), OutputSpec(format=OutputFormat.PNG, keep_audio=False), {"smoothing": False}
+        )
+        try:
+            handle = await self._backend.submit(request, idempotency_key=f"prama-emulator-{self._count}")
+            for _ in range(60_000):  # bounded: ten minutes at most
+                snapshot = await self._backend.poll(handle)
+                if snapshot.state.is_terminal:
+                    break
+                await asyncio.sleep(0.01)
+            artefact = snapshot.artefact()
+            if artefact is None:
+                raise RuntimeError(f"local engine failed: {snapshot.error}")
+            await self._backend.download(handle, artefact, dest)
+            rgba = await asyncio.to_thread(lambda: next(iter(read_frames_rgba(dest))))
+        finally:
+            source.unlink(missing_ok=True)
+            shutil.rmtree(dest, ignore_errors=True)
+        mask: NDArray[np.uint8] = np.ascontiguousarray(rgba[..., 3])
+        return mask
+
+    async def aclose(self) -> None:
+        try:
+            await self._backend.aclose()
+        finally:
+            self._dir.cleanup()
+
+
+def _one_frame_clip(image: NDArray[np.uint8], path: Any) -> None:
+    import av
+
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("ffv1", rate=25)  # lossless: the engine sees the image as sent
+        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "bgr0"
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
 def local_masks() -> MaskSource | None:
-    """The local engine as a mask source, or ``None`` when it is not installed or exposes no frame matter."""
+    """The local engine as a mask source, or ``None`` when it is not installed.
+
+    Its frame matter is used when the backend exposes one (a ``matter``
+    attribute); otherwise the backend runs one-frame jobs through the public
+    job contract.  Never imports the local plugin itself.
+    """
+    import tempfile
+    from pathlib import Path
+
     import vidmatte
     from vidmatte.contract import FrameMatter
 
@@ -85,14 +162,15 @@ def local_masks() -> MaskSource | None:
         manager = vidmatte.load_plugins()
     if "local" not in manager.backends:
         return None
+    cache = Path(tempfile.gettempdir()) / "prama-emulator-cache"
     try:
-        backend = manager.backend_spec("local").factory(vidmatte.BackendContext())
+        backend = manager.backend_spec("local").factory(vidmatte.BackendContext(cache_dir=cache))
     except Exception:  # noqa: BLE001 - any failure of the engine's setup means: fall back to synthetic
         return None
     matter = backend if isinstance(backend, FrameMatter) else getattr(backend, "matter", None)
-    if not isinstance(matter, FrameMatter):
-        return None
-    return _LocalMasks(matter, backend)
+    if isinstance(matter, FrameMatter):
+        return _LocalMasks(matter, backend)
+    return _LocalJobMasks(backend)
 
 
 def mask_source(kind: str) -> MaskSource:
