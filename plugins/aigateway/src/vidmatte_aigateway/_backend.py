@@ -28,6 +28,7 @@ from vidmatte import (
     MattingRequest,
     OutputFormat,
     RateLimiter,
+    next_state,
 )
 from vidmatte.contract import BackendContext
 from vidmatte.errors import (
@@ -256,6 +257,15 @@ class AigatewayBackend:
             price_per_second=self._settings.price_per_second,
             observed_at=now,
         )
+        previous = self._last.get(job_id)
+        if previous is not None:
+            # Terminal states are final and running never goes back to queued, whatever
+            # a flapping gateway (or a stale cache behind it) says next.
+            state = next_state(previous.state, snapshot.state, job_id=job_id)
+            if previous.state.is_terminal:
+                return attrs.evolve(previous, observed_at=now)
+            if state is not snapshot.state:
+                snapshot = attrs.evolve(snapshot, state=state)
         if snapshot.poll_after is None and not snapshot.state.is_terminal:
             snapshot = attrs.evolve(snapshot, poll_after=interval)
         self._last[job_id] = snapshot
@@ -321,9 +331,12 @@ class AigatewayBackend:
                 await self._clock.sleep(max(retry_after or 0.0, min(30.0, 0.5 * 2 ** (transient - 1))))
 
     def _on_file_host(self, url: str) -> bool:
-        """True for the media host, or any host that is not the API (signed URLs elsewhere)."""
+        """True for the media host, any host that is not the API (signed URLs elsewhere), or a
+        ``/v1/files/`` path on the API host (GUESS: a gateway serving files from one host)."""
         origin = _origin(url)
-        return origin == _origin(self._settings.media_url) or origin != _origin(self._settings.base_url)
+        if origin == _origin(self._settings.media_url) or origin != _origin(self._settings.base_url):
+            return True
+        return urlsplit(url).path.startswith("/v1/files/")
 
     async def _refresh(self, handle: JobHandle, stale: Artefact, refreshes: int) -> tuple[Artefact, int]:
         """A fresh URL for ``stale`` by re-reading the job (waiting out a 304 if need be)."""

@@ -30,6 +30,12 @@ _log = logging.getLogger("vidmatte.aigateway.emulator")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Per-request notes the pipeline leaves for the handlers.
+_ROUTE = web.RequestKey("aigateway_route", str)
+_FAULT = web.RequestKey("aigateway_fault", Fault)
+_KEY = web.RequestKey("aigateway_key", str)
+_DROPPED = web.RequestKey("aigateway_dropped", bool)
+
 _API_ROUTES = {"submit", "poll", "cancel", "download", "signed", "models", "schema"}
 _OUTPUT_NAME = "output.webm"
 _PROXY_PAGE = (
@@ -165,9 +171,9 @@ class Emulator:
     def _wrap(self, route: str, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             self.counters.requests[route] += 1
-            request["route"] = route
+            request[_ROUTE] = route
             response = await self._pipeline(route, handler, request)
-            self.counters.statuses[str(response.status) if not request.get("dropped") else "dropped"] += 1
+            self.counters.statuses[str(response.status) if not request.get(_DROPPED) else "dropped"] += 1
             return response
 
         return wrapped
@@ -179,14 +185,15 @@ class Emulator:
         while fault is not None and fault.kind == "latency":
             await asyncio.sleep(fault.seconds)
             fault = self._take_fault(route)
-        request["fault"] = fault
+        if fault is not None:
+            request[_FAULT] = fault
         limit_headers: dict[str, str] = {}
         if route in _API_ROUTES and not self._signed_download(request):
             key = _bearer(request)
             account = account_for(self.config, key)
             if account is None or key is None:
                 return _error(401, "Invalid API key provided.", type_="authentication_error", code="invalid_key")
-            request["key"] = key
+            request[_KEY] = key
             bucket = self._buckets.setdefault(key, Bucket(account.requests_per_minute))
             allowed, limit_headers, wait = bucket.take(asyncio.get_running_loop().time())
             if not allowed:
@@ -204,7 +211,7 @@ class Emulator:
         if not answer.prepared:
             answer.headers.update(limit_headers)
         if fault is not None and fault.kind == "drop":
-            request["dropped"] = True
+            request[_DROPPED] = True
             # The work is done (a job may exist now) but the answer is lost on the way.
             if request.transport is not None:
                 request.transport.abort()
@@ -227,12 +234,12 @@ class Emulator:
         return None  # drop, truncate, expire, fail: applied inside the handlers
 
     def _signed_download(self, request: web.Request) -> bool:
-        return request.get("route") == "download" and "signature" in request.query
+        return request.get(_ROUTE) == "download" and "signature" in request.query
 
     # -- gateway routes ----------------------------------------------------------------
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
-        key = request["key"]
+        key = request[_KEY]
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
@@ -289,7 +296,7 @@ class Emulator:
             created_mono=loop.time(),
             webhook_url=webhook if isinstance(webhook, str) else None,
         )
-        fault = request.get("fault")
+        fault = request.get(_FAULT)
         job.must_fail = fault is not None and fault.kind == "fail"
         self.jobs[job.id] = job
         if idempotency_key:
@@ -300,7 +307,7 @@ class Emulator:
 
     async def _poll(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["job"])
-        if job is None or job.key != request["key"]:
+        if job is None or job.key != request[_KEY]:
             return _error(404, "Job not found.", type_="invalid_request_error", code="job_not_found")
         now = asyncio.get_running_loop().time()
         interval = self.config.min_poll_interval
@@ -315,7 +322,7 @@ class Emulator:
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["job"])
-        if job is None or job.key != request["key"]:
+        if job is None or job.key != request[_KEY]:
             return _error(404, "Job not found.", type_="invalid_request_error", code="job_not_found")
         if not job.terminal:
             # GUESS: the docs say "cancel a queued job"; a running one is cancelled too, uncharged.
@@ -347,7 +354,7 @@ class Emulator:
         job = self._completed_job(request)
         if job is None:
             return _error(404, "File not found.", type_="invalid_request_error", code="file_not_found")
-        fault = request.get("fault")
+        fault = request.get(_FAULT)
         if "signature" in request.query:
             expires = request.query.get("expires", "")
             good = sign_path(self._secret, request.path, expires)
@@ -355,7 +362,7 @@ class Emulator:
                 return _error(403, "Invalid signature.", type_="authentication_error", code="invalid_signature")
             if (fault is not None and fault.kind == "expire") or float(expires or 0) < time.time():
                 return _error(403, "Signed URL expired.", type_="authentication_error", code="url_expired")
-        elif job.key != request.get("key"):
+        elif job.key != request.get(_KEY):
             return _error(404, "File not found.", type_="invalid_request_error", code="file_not_found")
         assert job.output is not None
         data = job.output.read_bytes()
@@ -363,7 +370,7 @@ class Emulator:
             response = web.StreamResponse(headers={"Content-Type": "video/webm", "Content-Length": str(len(data))})
             await response.prepare(request)
             await response.write(data[: len(data) // 2])
-            request["dropped"] = True
+            request[_DROPPED] = True
             if request.transport is not None:
                 request.transport.abort()
             return response
@@ -371,7 +378,7 @@ class Emulator:
 
     async def _signed(self, request: web.Request) -> web.StreamResponse:
         job = self._completed_job(request)
-        if job is None or job.key != request["key"]:
+        if job is None or job.key != request[_KEY]:
             return _error(404, "File not found.", type_="invalid_request_error", code="file_not_found")
         try:
             ttl = float(request.query.get("expires_in", "3600"))
