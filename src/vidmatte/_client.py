@@ -518,8 +518,10 @@ def _sha256(path: Path) -> str:
 class Client:
     """The synchronous facade: every method runs :class:`AsyncClient`'s on a private loop."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        self._runner = asyncio.Runner()
+    def __init__(self, *, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None, **kwargs: Any) -> None:
+        """``kwargs`` go to :class:`AsyncClient`; ``loop_factory`` makes the private loop
+        (tests pass :class:`vidmatte.testing.VirtualTimeLoop` to run on virtual time)."""
+        self._runner = asyncio.Runner(loop_factory=loop_factory)
         self.aio = AsyncClient(**kwargs)
         """The async client doing the work."""
 
