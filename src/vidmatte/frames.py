@@ -173,8 +173,9 @@ class FrameBackend:
         from vidmatte.media import check_output
 
         known = self._jobs.get(idempotency_key)
-        if known is not None:
+        if known is not None and known.state in (JobState.RUNNING, JobState.SUCCEEDED):
             return known.handle
+        # A failed or cancelled job submitted again resumes: kept masks are reused.
         check_output(request.output)
         plan = FramePlan.from_options(request.options)
         store = JobStore(self.cache_dir, idempotency_key)

@@ -259,3 +259,16 @@ def test_low_resolution_masks_are_scaled_up(clip: Path, tmp_path: Path) -> None:
     frames = list(read_frames_rgba(tmp_path / "out"))
     assert frames[0].shape[:2] == (64, 96)
     assert np.abs(frames[5][..., 3].astype(int) - level(5)).max() <= 2
+
+
+def test_trim_keeps_a_slice_with_its_audio(tmp_path: Path) -> None:
+    from vidmatte.media import make_sample_clip
+
+    clip = make_sample_clip(tmp_path / "tone.mp4", seconds=1.2, size=(96, 64))
+    backend = make_backend(FakeMatter(), tmp_path / "cache")
+    req = MattingRequest(Source(path=str(clip)), OutputSpec(OutputFormat.WEBM, trim=(0.4, 0.8)), options=EXACT)
+    asyncio.run(run(backend, req, "trim", tmp_path / "out.webm"))
+    info = probe(tmp_path / "out.webm")
+    assert info.frame_count == 10
+    assert info.has_audio
+    assert info.duration == pytest.approx(0.4, abs=0.06)

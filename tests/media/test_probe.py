@@ -93,3 +93,32 @@ def test_audio_only_file_has_no_video(tmp_path: Path) -> None:
     with pytest.raises(MediaError) as excinfo:
         probe(path)
     assert "no video stream" in _one_line(excinfo, path)
+
+
+def test_rotated_video_is_reported_and_decoded_upright(tmp_path: Path) -> None:
+    import av
+    import numpy as np
+
+    from vidmatte.media import VideoReader
+
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(90)
+        for index in range(3):
+            picture = np.zeros((32, 64, 3), np.uint8)
+            picture[:, :16] = 255  # a bright band on the left of the stored picture
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    info = probe(path)
+    assert info.rotation == 90
+    assert (info.width, info.height) == (32, 64)
+    with VideoReader(path) as reader:
+        first = next(iter(reader))
+    assert first.rgb.shape == (64, 32, 3)
+    # Turned 90 degrees counter-clockwise: the left band is now at the bottom.
+    assert first.rgb[52:, :, 0].mean() > 200
+    assert first.rgb[:40, :, 0].mean() < 30

@@ -7,7 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vidmatte._models import OutputFormat, OutputSpec
+from vidmatte._models import OutputSpec
 from vidmatte.media._decode import VideoReader, read_frames_rgba
 from vidmatte.media._encode import FrameWriter, open_writer
 from vidmatte.media._errors import media_error
@@ -63,8 +63,6 @@ def convert(
             audio_from = matte_source if source_info.has_audio else None
     elif not src.exists():
         raise media_error(src, "no such file or folder")
-    if output.format is OutputFormat.MATTE or not output.keep_audio:
-        audio_from = audio_from if output.format is not OutputFormat.MATTE else None
     writer: FrameWriter | None = None
     done = 0
     try:

@@ -27,6 +27,7 @@ def frame_rate(stream: Any) -> Fraction:
 def probe(path: str | Path) -> MediaInfo:
     """Duration, frame rate, frame count, size, rotation and audio of the video at ``path``.
 
+    Width and height are as displayed (after the rotation the file asks for).
     The duration comes from the video stream, or from the container when the
     stream does not carry one (WebM).  The first frame is decoded, so a file
     that opens but holds no decodable picture is caught here.  Raises a one-line
@@ -74,6 +75,9 @@ def probe(path: str | Path) -> MediaInfo:
             raise media_error(p, "contains no video frames")
         rotation = int(getattr(first, "rotation", 0) or 0) % 360
         width, height = first.width, first.height
+        if rotation in (90, 270):
+            # Reported as displayed: the decoder's frames are turned upright.
+            width, height = height, width
         audio = container.streams.audio[0] if container.streams.audio else None
         return MediaInfo(
             duration=duration,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,18 +53,27 @@ def sample_person_box(
     return left, top, left + side, top + side
 
 
-def _background(width: int, height: int, index: int, static: bool) -> NDArray[np.uint8]:
-    import numpy as np
+class _Backdrop:
+    """Diagonal stripes and a colour ramp, drawn once; each frame is a shifted window of it."""
 
-    shift = 0 if static else index * 3
-    y, x = np.mgrid[0:height, 0:width]
-    frame = np.empty((height, width, 3), np.uint8)
-    # Diagonal stripes and a slow colour drift: plenty of texture, nothing person-like.
-    stripes = ((x + y + shift) // 24) % 2
-    frame[..., 0] = (40 + 60 * stripes + (x * 60) // max(1, width)).astype(np.uint8)
-    frame[..., 1] = (90 + 50 * stripes).astype(np.uint8)
-    frame[..., 2] = (150 - 50 * stripes + (y * 60) // max(1, height)).astype(np.uint8)
-    return frame
+    def __init__(self, width: int, height: int, travel: int) -> None:
+        import numpy as np
+
+        self.width = width
+        self.period = 48  # two 24 px stripes
+        wide = width + self.period
+        y, x = np.mgrid[0:height, 0:wide]
+        stripes = ((x + y) // 24) % 2
+        canvas = np.empty((height, wide, 3), np.uint8)
+        canvas[..., 0] = 40 + 60 * stripes + (x * 60) // max(1, wide)
+        canvas[..., 1] = 90 + 50 * stripes
+        canvas[..., 2] = 150 - 50 * stripes + (y * 60) // max(1, height)
+        self.canvas = canvas
+
+    def frame(self, index: int, static: bool) -> NDArray[np.uint8]:
+        shift = 0 if static else (index * 3) % self.period
+        window: NDArray[np.uint8] = self.canvas[:, shift : shift + self.width].copy()
+        return window
 
 
 def make_sample_clip(
@@ -101,8 +111,9 @@ def make_sample_clip(
     except (av.FFmpegError, OSError) as exc:
         raise media_error(path, "cannot be written", exc) from None
     try:
-        stream = container.add_stream(vcodec, rate=fps, options={"preset": "veryfast", "crf": "18"})
+        stream = container.add_stream(vcodec, rate=fps, options={"preset": "superfast", "crf": "18"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.thread_count = os.cpu_count() or 2
         astream = None
         rate = 48000
         if audio:
@@ -110,8 +121,9 @@ def make_sample_clip(
         afmt = "flt" if acodec == "libopus" else "fltp"
         samples_per_frame = rate // fps
         sample_index = 0
+        backdrop = _Backdrop(width, height, 0)
         for index in range(frames):
-            picture = _background(width, height, index, static_background)
+            picture = backdrop.frame(index, static_background)
             left, top, right, bottom = sample_person_box(index, fps=fps, size=(width, height), seconds=seconds)
             picture[top:bottom, left:right] = person
             frame = av.VideoFrame.from_ndarray(picture, format="rgb24")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -60,7 +61,7 @@ class LocalBackend:
         data = request.source.data or b""
         folder = self._person_backend().cache_dir / "local-sources"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{abs(hash(key)):x}.bin"
+        path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.bin"
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
