@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vidmatte._cli_journal import COMMANDS as _JOURNAL_COMMANDS
+from vidmatte._cli_journal import add_journal_option, add_parsers
 from vidmatte.errors import VidmatteError
 
 if TYPE_CHECKING:
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = dict(_JOURNAL_COMMANDS)
 
 
 def _command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", type=Path, help="configuration file (default: ./vidmatte.toml, then the user config dir)"
     )
+    add_journal_option(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     remove = commands.add_parser("remove", help="remove the background of one video")
@@ -53,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         "--option", action="append", default=[], metavar="KEY=VALUE", help="backend option (repeatable)"
     )
     remove.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_journal_option(remove)
 
     demo = commands.add_parser("demo", help="make a sample clip and remove its background offline")
     demo.add_argument("--dir", type=Path, default=Path("vidmatte-demo"), help="where to put the clip and result")
@@ -71,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     estimate.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="backend option (repeatable)"
     )
+    add_parsers(commands, _add_output_options)
     return parser
 
 
@@ -173,8 +178,11 @@ def _summary(result: RemoveResult, seconds: float) -> str:
 
 
 async def _remove(args: argparse.Namespace, source: str, output: str, options: dict[str, Any]) -> RemoveResult:
+    from vidmatte._cli_journal import _journal_path
+
+    # The CLI always journals: a killed `vidmatte remove` is finished by `vidmatte resume`.
     with _Progress(not args.quiet) as progress:
-        async with _client(args, events=progress) as client:
+        async with _client(args, events=progress, journal=_journal_path(args)) as client:
             return await client.remove(
                 source,
                 output,

@@ -16,8 +16,11 @@ from typing import Any
 import attrs
 import httpx
 
+from vidmatte._budget import BudgetLimits
 from vidmatte._clock import Clock, LoopClock
 from vidmatte._config import Settings, load_settings
+from vidmatte._journal import MEMORY, JobRecord, Journal
+from vidmatte._journal_plugin import JobContext, JournalPlugin
 from vidmatte._models import (
     ArtefactRole,
     Background,
@@ -41,13 +44,14 @@ from vidmatte.contract import BackendContext, BackendSpec, EventKind, JobEvent, 
 from vidmatte.errors import (
     ConfigurationError,
     JobFailedError,
+    JobTimeoutError,
     MediaError,
     ProtocolError,
     UnsupportedCapabilityError,
     VidmatteError,
 )
 
-__all__ = ["AsyncClient", "Client", "RemoveResult"]
+__all__ = ["AsyncClient", "Client", "RemoveResult", "ResumeOutcome"]
 
 _log = logging.getLogger("vidmatte")
 
@@ -64,6 +68,23 @@ class RemoveResult:
     sha256: str | None
     """SHA-256 of the output file (``None`` for a PNG folder)."""
     media: MediaInfo | None
+
+
+@attrs.frozen
+class ResumeOutcome:
+    """What :meth:`AsyncClient.resume` did with one journaled job."""
+
+    job_key: str
+    backend: str
+    dest: str | None
+    result: RemoveResult | None = None
+    error: str | None = None
+    """Why the job could not be finished now (it stays journaled for the next resume)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the job's output is written."""
+        return self.result is not None
 
 
 @attrs.define
@@ -109,6 +130,8 @@ class AsyncClient:
         clock: Clock | None = None,
         scheduler: Scheduler | None = None,
         cache_dir: Path | None = None,
+        journal: Journal | str | Path | bool | None = None,
+        run_id: str | None = None,
     ) -> None:
         self._env: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.settings = settings or load_settings(environ=self._env, backend=backend)
@@ -122,6 +145,31 @@ class AsyncClient:
         self._cache_dir = cache_dir
         self._backends: dict[str, MattingBackend] = {}
         self._pending: dict[tuple[str, str], _Pending] = {}
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        """Jobs journaled by this client share this id (the per-run budget counts them)."""
+        self.journal: Journal | None = None
+        """The journal recording every job (``None`` when journaling is off)."""
+        self._journal_plugin: JournalPlugin | None = None
+        self._owns_journal = False
+        self._open_journal(journal)
+
+    def _open_journal(self, journal: Journal | str | Path | bool | None) -> None:
+        """Journal to ``journal``: a :class:`Journal`, a path, ``True`` (configured path or the user
+        data dir), ``False`` (off), or ``None``: the configured path when there is one, else an
+        in-memory journal when a budget is set (so budgets hold within the process), else off."""
+        limits = BudgetLimits.from_settings(self.settings.budget)
+        if journal is None:
+            journal = self.settings.journal if self.settings.journal else (MEMORY if limits.any else False)
+        if journal is False:
+            return
+        if isinstance(journal, Journal):
+            opened = journal
+        else:
+            opened = Journal.open(self.settings.journal if journal is True else journal)
+            self._owns_journal = True
+        self.journal = opened
+        self._journal_plugin = JournalPlugin(opened, run_id=self.run_id, limits=limits if limits.any else None)
+        self.plugins.register(self._journal_plugin, name=f"vidmatte.journal.{id(self._journal_plugin)}")
 
     def __repr__(self) -> str:
         return f"AsyncClient(backend={self.settings.backend!r})"
@@ -297,6 +345,10 @@ class AsyncClient:
         live = self.backend(backend)
         self._check(live, request)
         job_key = idempotency_key or uuid.uuid4().hex
+        if self._journal_plugin is not None:
+            unit = _unit_price(live)
+            if unit is not None:
+                self._journal_plugin.expect(job_key, attrs.evolve(self._context(job_key), unit_price=unit))
         estimate = await live.estimate(request)
         hook = self.plugins.hook
         try:
@@ -317,6 +369,19 @@ class AsyncClient:
         self._pending[(live.name, handle.job_id)] = _Pending(job_key, request, estimate)
         self._emit(JobEvent(EventKind.SUBMITTED, live.name, job_key, handle=handle))
         return handle
+
+    def _context(self, job_key: str) -> JobContext:
+        plugin = self._journal_plugin
+        return plugin._context.get(job_key, JobContext()) if plugin is not None else JobContext()
+
+    def _expect(self, job_key: str, *, dest: str | Path | None, input_key: str | None) -> None:
+        if self._journal_plugin is not None:
+            self._journal_plugin.expect(
+                job_key,
+                attrs.evolve(
+                    self._context(job_key), dest=str(Path(dest).absolute()) if dest else None, input_key=input_key
+                ),
+            )
 
     async def _reachable(self, backend: MattingBackend, request: MattingRequest) -> MattingRequest:
         """Upload a local file for a backend that only takes URLs."""
@@ -423,17 +488,28 @@ class AsyncClient:
         artefact = snapshot.artefact(ArtefactRole.COMPOSITE)
         if artefact is None:
             raise ProtocolError("the job succeeded but reported no result", backend=live.name, job_id=handle.job_id)
-        self._ensure_writable(dest)
-        if artefact.format is output.format:
-            await live.download(handle, artefact, dest)
-        else:
-            with tempfile.TemporaryDirectory(prefix=".vidmatte-", dir=dest.parent) as work:
-                raw = Path(work) / (artefact.name or "result")
-                await live.download(handle, artefact, raw)
-                from vidmatte import media
+        job_key = self._job_key(handle)
+        try:
+            self._ensure_writable(dest)
+            if artefact.format is output.format:
+                await live.download(handle, artefact, dest)
+            else:
+                with tempfile.TemporaryDirectory(prefix=".vidmatte-", dir=dest.parent) as work:
+                    raw = Path(work) / (artefact.name or "result")
+                    await live.download(handle, artefact, raw)
+                    from vidmatte import media
 
-                await asyncio.to_thread(media.convert, raw, dest, output)
-        digest = await asyncio.to_thread(_sha256, dest) if dest.is_file() else None
+                    await asyncio.to_thread(media.convert, raw, dest, output)
+            digest = await asyncio.to_thread(_sha256, dest) if dest.is_file() else None
+        except OSError as exc:
+            error = MediaError(f"cannot write {str(dest)!r}: {exc.strerror or exc}{self._kept_note()}")
+            self._note(job_key, error)
+            raise error from None
+        except VidmatteError as exc:
+            self._note(job_key, exc)
+            if self.journal is not None and isinstance(exc, MediaError) and "resume" not in exc.message:
+                exc.message += self._kept_note()
+            raise
         self._emit(
             JobEvent(
                 EventKind.DOWNLOADED,
@@ -445,6 +521,19 @@ class AsyncClient:
             )
         )
         return digest
+
+    def _kept_note(self) -> str:
+        if self.journal is None or self.journal.path == MEMORY:
+            return ""
+        return "; the paid result is kept: run `vidmatte resume` once this is fixed"
+
+    def _note(self, job_key: str, error: BaseException) -> None:
+        """Journal why a job stopped short of its output (it stays unfinished, for resume)."""
+        if self.journal is not None:
+            try:
+                self.journal.note(job_key, str(error))
+            except VidmatteError as exc:  # the original error matters more
+                _log.warning("could not journal the error of job %s: %s", job_key, exc)
 
     @staticmethod
     def _ensure_writable(dest: Path) -> None:
@@ -467,16 +556,40 @@ class AsyncClient:
         backend: str | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
+        input_key: str | None = None,
     ) -> RemoveResult:
-        """Remove the background of ``source`` and write the result at ``dest``: the main job."""
+        """Remove the background of ``source`` and write the result at ``dest``: the main job.
+
+        With a journal, every step is recorded first, so :meth:`resume` can finish
+        the job after a crash; ``input_key`` tags it for batch runs.
+        """
         request = self.request(
             source, dest=dest, format=format, background=background, keep_audio=keep_audio, trim=trim, options=options
         )
         self._ensure_writable(Path(dest))
         live = self.backend(backend)
-        handle = await self.submit(request, backend=live.name, idempotency_key=idempotency_key)
+        job_key = idempotency_key or uuid.uuid4().hex
+        self._expect(job_key, dest=dest, input_key=input_key)
+        handle = await self.submit(request, backend=live.name, idempotency_key=job_key)
+        return await self.finish(handle, request, dest, timeout=timeout)
+
+    async def finish(
+        self, handle: JobHandle, request: MattingRequest, dest: str | Path, *, timeout: float | None = None
+    ) -> RemoveResult:
+        """Wait for a submitted job and write its result at ``dest`` (the second half of :meth:`remove`)."""
+        live = self.backend(handle.backend)
         job_key = self._job_key(handle)
-        snapshot = await self.wait(handle, timeout=timeout)
+        try:
+            snapshot = await self.wait(handle, timeout=timeout)
+        except JobTimeoutError as exc:
+            if self.journal is not None:
+                # The deadline cancelled the remote job: nothing is left to finish.
+                self.journal.state(job_key, JobState.CANCELLED, error=str(exc))
+                self.journal.done(job_key, error=str(exc))
+            raise
+        except VidmatteError as exc:
+            self._note(job_key, exc)
+            raise
         if snapshot.state is not JobState.SUCCEEDED:
             error = snapshot.error
             detail = f": {error.message}" if error else ""
@@ -490,8 +603,29 @@ class AsyncClient:
         assert snapshot.cost is not None
         return RemoveResult(Path(dest), live.name, job_key, snapshot, snapshot.cost, digest, request.media)
 
+    # -- the journal ---------------------------------------------------------------------
+
+    async def resume(
+        self, job_keys: list[str] | None = None, *, concurrency: int | None = None, timeout: float | None = None
+    ) -> list[ResumeOutcome]:
+        """Finish every unfinished journaled job (or those of ``job_keys``), never paying twice.
+
+        A job whose submit outcome is unknown is reconciled by submitting again
+        with its journaled idempotency key; a submitted one is reattached; a
+        finished one is downloaded again.  Returns one outcome per job.
+        """
+        from vidmatte._resume import resume_all
+
+        return await resume_all(self, job_keys, concurrency=concurrency or self.settings.concurrency, timeout=timeout)
+
+    async def resume_job(self, record: JobRecord, *, timeout: float | None = None) -> RemoveResult:
+        """Finish one journaled job (see :meth:`resume`)."""
+        from vidmatte._resume import resume_job
+
+        return await resume_job(self, record, timeout=timeout)
+
     async def aclose(self) -> None:
-        """Stop polling and close every backend."""
+        """Stop polling and close every backend (and the journal this client opened)."""
         await self.scheduler.aclose()
         backends, self._backends = list(self._backends.values()), {}
         for live in backends:
@@ -499,12 +633,26 @@ class AsyncClient:
                 await live.aclose()
             except Exception as exc:  # noqa: BLE001 - closing the others matters more
                 _log.warning("closing backend %s failed: %s", live.name, exc)
+        if self._journal_plugin is not None:
+            self.plugins.unregister(self._journal_plugin)
+            self._journal_plugin = None
+            if self._owns_journal and self.journal is not None:
+                self.journal.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _unit_price(backend: MattingBackend) -> Decimal | None:
+    """The price of one frame when ``backend`` is a frame backend (its checkpoints count frames)."""
+    from vidmatte.frames import FrameBackend
+
+    if isinstance(backend, FrameBackend):
+        return backend.matter.cost_per_call().amount
+    return None
 
 
 def _sha256(path: Path) -> str:
@@ -559,6 +707,10 @@ class Client:
     def remove(self, source: str | Path | bytes | Source, dest: str | Path, **kwargs: Any) -> RemoveResult:
         """See :meth:`AsyncClient.remove`."""
         return self._runner.run(self.aio.remove(source, dest, **kwargs))
+
+    def resume(self, job_keys: list[str] | None = None, **kwargs: Any) -> list[ResumeOutcome]:
+        """See :meth:`AsyncClient.resume`."""
+        return self._runner.run(self.aio.resume(job_keys, **kwargs))
 
     def close(self) -> None:
         """Close the async client and the private loop."""

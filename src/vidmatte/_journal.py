@@ -1,0 +1,655 @@
+"""The journal: every paid step of every job, in SQLite, before it happens.
+
+One row per logical job (keyed by its idempotency key) and an append-only
+event log.  The row is written before each step that can cost money or lose
+work: the intent and the budget reservation before submit (one ``BEGIN
+IMMEDIATE`` transaction, so reservations hold across threads and processes
+sharing the file), the handle after it, every state change, frame checkpoints,
+the downloaded output and its SHA-256, and the settled cost.  Resume and
+``vidmatte spend`` read nothing else.
+
+WAL mode keeps readers and one writer out of each other's way; a busy timeout
+waits out short locks.  ``synchronous=NORMAL`` survives a killed process (what
+the journal is for); only a power cut can lose the last commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from vidmatte._budget import BudgetLimits, Committed, check_reservation
+from vidmatte._models import JobHandle, JobState
+from vidmatte.errors import VidmatteError
+
+__all__ = [
+    "MEMORY",
+    "JobRecord",
+    "Journal",
+    "JournalError",
+    "Step",
+    "default_journal_path",
+    "redact_options",
+]
+
+MEMORY = ":memory:"
+"""The path of a journal kept only for the life of the process (budgets without a file)."""
+
+_SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_MS = 15_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_key TEXT PRIMARY KEY,
+    input_key TEXT,
+    run_id TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    source TEXT,
+    dest TEXT,
+    request TEXT NOT NULL DEFAULT '{}',
+    step TEXT NOT NULL,
+    state TEXT NOT NULL,
+    handle TEXT,
+    estimate TEXT NOT NULL DEFAULT '0',
+    reserved TEXT NOT NULL DEFAULT '0',
+    actual TEXT,
+    currency TEXT NOT NULL DEFAULT 'USD',
+    unit_price TEXT,
+    day TEXT NOT NULL,
+    output_sha256 TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    frames_done INTEGER,
+    frames_total INTEGER,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_input ON jobs (input_key);
+CREATE INDEX IF NOT EXISTS jobs_step ON jobs (step);
+CREATE INDEX IF NOT EXISTS jobs_day ON jobs (day);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_key TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    calls INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_key, attempt)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_key TEXT NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_job ON events (job_key);
+"""
+
+_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "credential", "signature", "cookie")
+
+
+class JournalError(VidmatteError):
+    """The journal cannot be opened, read or written (corrupt, locked, unwritable)."""
+
+
+class Step:
+    """How far a job got; the names stored in the journal's ``step`` column."""
+
+    INTENT = "intent"
+    """Reserved and journaled; the submit has not been sent."""
+    SUBMITTING = "submitting"
+    """The submit may have been sent: its outcome is unknown until reconciled."""
+    SUBMITTED = "submitted"
+    """The backend accepted it; the handle is journaled."""
+    FINISHED = "finished"
+    """Terminal at the backend (state says which); the output may still need writing."""
+    DONE = "done"
+    """The output is written and checksummed (or the job ended without one)."""
+    REFUSED = "refused"
+    """Never ran: vetoed by a budget or refused by the backend.  Nothing was spent."""
+
+    UNFINISHED = (INTENT, SUBMITTING, SUBMITTED, FINISHED)
+
+
+def default_journal_path() -> Path:
+    """``journal.sqlite`` in the user data directory."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("vidmatte")) / "journal.sqlite"
+
+
+def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with every value whose name looks secret replaced by ``"***"`` (nested too)."""
+    clean: dict[str, Any] = {}
+    for name, value in options.items():
+        if any(word in str(name).lower() for word in _SECRET_WORDS):
+            clean[str(name)] = "***"
+        elif isinstance(value, Mapping):
+            clean[str(name)] = redact_options(value)
+        elif isinstance(value, str | int | float | bool) or value is None:
+            clean[str(name)] = value
+        else:
+            clean[str(name)] = str(value)
+    return clean
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+@attrs.frozen
+class JobRecord:
+    """One journaled job, as the journal last saw it."""
+
+    job_key: str
+    input_key: str | None
+    run_id: str
+    backend: str
+    source: str | None
+    dest: str | None
+    request: dict[str, Any]
+    step: str
+    state: JobState
+    handle: JobHandle | None
+    estimate: Decimal
+    reserved: Decimal
+    actual: Decimal | None
+    currency: str
+    unit_price: Decimal | None
+    day: str
+    output_sha256: str | None
+    error: str | None
+    attempts: int
+    calls: int
+    frames_done: int | None
+    frames_total: int | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def finished(self) -> bool:
+        """True when nothing is left to do for this job."""
+        return self.step in (Step.DONE, Step.REFUSED)
+
+    @property
+    def spent(self) -> Decimal:
+        """Money this job has cost so far: settled, else what checkpoints prove was paid."""
+        if self.actual is not None:
+            return self.actual
+        if self.unit_price is not None:
+            return self.unit_price * self.calls
+        return Decimal(0)
+
+    @property
+    def committed(self) -> Decimal:
+        """What the budget counts: the settled cost, else the larger of reservation and spend."""
+        if self.actual is not None:
+            return self.actual
+        return max(self.reserved, self.spent)
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the output was written."""
+        return self.step == Step.DONE and self.state is JobState.SUCCEEDED
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    handle = JobHandle.from_json(row["handle"]) if row["handle"] else None
+    return JobRecord(
+        job_key=row["job_key"],
+        input_key=row["input_key"],
+        run_id=row["run_id"],
+        backend=row["backend"],
+        source=row["source"],
+        dest=row["dest"],
+        request=json.loads(row["request"] or "{}"),
+        step=row["step"],
+        state=JobState(row["state"]),
+        handle=handle,
+        estimate=Decimal(row["estimate"]),
+        reserved=Decimal(row["reserved"]),
+        actual=_decimal(row["actual"]),
+        currency=row["currency"],
+        unit_price=_decimal(row["unit_price"]),
+        day=row["day"],
+        output_sha256=row["output_sha256"],
+        error=row["error"],
+        attempts=row["attempts"],
+        calls=int(row["calls"] or 0),
+        frames_done=row["frames_done"],
+        frames_total=row["frames_total"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+_SELECT = """
+SELECT jobs.*, (SELECT COALESCE(SUM(calls), 0) FROM attempts WHERE attempts.job_key = jobs.job_key) AS calls
+FROM jobs
+"""
+
+
+def _today(now: float) -> str:
+    return dt.datetime.fromtimestamp(now, dt.UTC).date().isoformat()
+
+
+class Journal:
+    """The journal file (or an in-memory one): thread-safe, safe across processes.
+
+    Open it with :meth:`open`; every error is a one-line :class:`JournalError`.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"Journal({self.path!r})"
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Journal:
+        """Open (creating when missing) the journal at ``path`` (default: the user data dir)."""
+        where = str(path) if path is not None else str(default_journal_path())
+        if where != MEMORY:
+            folder = Path(where).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise JournalError(f"journal {where!r}: cannot create its folder ({exc.strerror})") from None
+            if Path(where).is_dir():
+                raise JournalError(f"journal {where!r} is a folder, not a file")
+        try:
+            conn = sqlite3.connect(
+                where, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {where!r} cannot be opened ({exc})") from None
+        journal = cls(conn, where)
+        try:
+            journal._setup()
+        except JournalError:
+            conn.close()
+            raise
+        return journal
+
+    def _setup(self) -> None:
+        conn = self._conn
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            if self.path != MEMORY:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise JournalError(f"journal {self.path!r}: cannot switch to WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            with self._write():
+                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                    conn.execute(statement)
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(_SCHEMA_VERSION),))
+                elif int(row[0]) > _SCHEMA_VERSION:
+                    raise JournalError(
+                        f"journal {self.path!r} was written by a newer vidmatte (schema {row[0]}); upgrade vidmatte"
+                    )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error) -> JournalError:
+        text = str(exc)
+        lowered = text.lower()
+        if "locked" in lowered or "busy" in lowered:
+            return JournalError(
+                f"journal {self.path!r} is locked by another process (waited {_BUSY_TIMEOUT_MS // 1000} s); "
+                "try again when it finishes"
+            )
+        if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+            return JournalError(
+                f"journal {self.path!r} is corrupt ({text}); move it aside to start a new one "
+                "(it holds the record of what was paid)"
+            )
+        if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+            return JournalError(f"journal {self.path!r} cannot be written ({text})")
+        if "disk" in lowered and "full" in lowered:
+            return JournalError(f"journal {self.path!r}: the disk is full ({text})")
+        return JournalError(f"journal {self.path!r}: {text}")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- transactions ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken at the start."""
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # the transaction may already be gone
+                    conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return list(self._conn.execute(sql, params).fetchall())
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+
+    def _event(self, conn: sqlite3.Connection, job_key: str, kind: str, now: float, **detail: Any) -> None:
+        conn.execute(
+            "INSERT INTO events (job_key, at, kind, detail) VALUES (?, ?, ?, ?)",
+            (job_key, now, kind, json.dumps(detail, sort_keys=True, default=str)),
+        )
+
+    # -- writing -----------------------------------------------------------------------
+
+    def intend(
+        self,
+        job_key: str,
+        *,
+        backend: str,
+        run_id: str,
+        estimate: Decimal,
+        currency: str = "USD",
+        limits: BudgetLimits | None = None,
+        source: str | None = None,
+        dest: str | None = None,
+        request: Mapping[str, Any] | None = None,
+        input_key: str | None = None,
+        unit_price: Decimal | None = None,
+        now: float | None = None,
+    ) -> JobRecord:
+        """Journal the intent to submit and reserve ``estimate`` against ``limits``, atomically.
+
+        Raises :class:`~vidmatte.errors.BudgetExceededError` (nothing written) when
+        the reservation would break a limit, counting every job of the day and of
+        the run in this file, whichever process journaled it.  A job already
+        journaled keeps its reservation (a resume never reserves twice).
+        """
+        now = time.time() if now is None else now
+        day = _today(now)
+        try:
+            with self._write() as conn:
+                existing = conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone()
+                if existing is not None and existing["step"] != Step.REFUSED:
+                    conn.execute("UPDATE jobs SET updated_at = ? WHERE job_key = ?", (now, job_key))
+                    self._event(conn, job_key, "intent-again", now)
+                    return _record(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
+                if limits is not None and limits.any:
+                    rows = conn.execute(_SELECT + " WHERE day = ? OR run_id = ?", (day, run_id)).fetchall()
+                    records = [_record(row) for row in rows]
+                    committed = Committed(
+                        day=sum((r.committed for r in records if r.day == day), Decimal(0)),
+                        run=sum((r.committed for r in records if r.run_id == run_id), Decimal(0)),
+                    )
+                    check_reservation(estimate, limits, committed, currency=currency)
+                conn.execute("DELETE FROM jobs WHERE job_key = ? AND step = ?", (job_key, Step.REFUSED))
+                conn.execute(
+                    """INSERT INTO jobs (job_key, input_key, run_id, backend, source, dest, request, step, state,
+                        estimate, reserved, currency, unit_price, day, created_at, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        job_key,
+                        input_key,
+                        run_id,
+                        backend,
+                        source,
+                        dest,
+                        json.dumps(dict(request or {}), sort_keys=True, default=str),
+                        Step.INTENT,
+                        JobState.PENDING.value,
+                        str(estimate),
+                        str(estimate),
+                        currency,
+                        None if unit_price is None else str(unit_price),
+                        day,
+                        now,
+                        now,
+                    ),
+                )
+                self._event(conn, job_key, "intent", now, estimate=str(estimate), reserved=str(estimate))
+                return _record(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def refuse(self, job_key: str, reason: str, *, now: float | None = None) -> None:
+        """The job never ran (vetoed or refused): release its reservation."""
+        now = time.time() if now is None else now
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    """UPDATE jobs SET step = ?, reserved = '0', actual = '0', error = ?, updated_at = ?
+                       WHERE job_key = ? AND step IN (?, ?)""",
+                    (Step.REFUSED, reason, now, job_key, Step.INTENT, Step.SUBMITTING),
+                )
+                self._event(conn, job_key, "refused", now, reason=reason)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def submitting(self, job_key: str, *, now: float | None = None) -> int:
+        """The submit is about to be sent (a new attempt); returns the attempt number."""
+        now = time.time() if now is None else now
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    """UPDATE jobs SET attempts = attempts + 1, updated_at = ?,
+                       step = CASE WHEN step = ? THEN ? ELSE step END WHERE job_key = ?""",
+                    (now, Step.INTENT, Step.SUBMITTING, job_key),
+                )
+                row = conn.execute("SELECT attempts FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
+                attempt = int(row[0]) if row else 0
+                self._event(conn, job_key, "submitting", now, attempt=attempt)
+                return attempt
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def submitted(self, job_key: str, handle: JobHandle, *, now: float | None = None) -> None:
+        """The backend accepted the job: keep its handle."""
+        now = time.time() if now is None else now
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    """UPDATE jobs SET handle = ?, updated_at = ?,
+                       step = CASE WHEN step IN (?, ?) THEN ? ELSE step END,
+                       state = CASE WHEN state = ? THEN ? ELSE state END
+                       WHERE job_key = ?""",
+                    (
+                        handle.to_json(),
+                        now,
+                        Step.INTENT,
+                        Step.SUBMITTING,
+                        Step.SUBMITTED,
+                        JobState.PENDING.value,
+                        JobState.QUEUED.value,
+                        job_key,
+                    ),
+                )
+                self._event(conn, job_key, "submitted", now, job_id=handle.job_id)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def state(
+        self,
+        job_key: str,
+        state: JobState,
+        *,
+        raw_status: str | None = None,
+        error: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """A state change seen by a poll (terminal states move the job to ``finished``)."""
+        now = time.time() if now is None else now
+        try:
+            with self._write() as conn:
+                row = conn.execute("SELECT step, state FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
+                if row is None or row["step"] in (Step.DONE, Step.REFUSED):
+                    return
+                step = row["step"]
+                if state.is_terminal:
+                    step = Step.FINISHED
+                elif step in (Step.INTENT, Step.SUBMITTING):
+                    step = Step.SUBMITTED
+                conn.execute(
+                    "UPDATE jobs SET state = ?, step = ?, error = COALESCE(?, error), updated_at = ? WHERE job_key = ?",
+                    (state.value, step, error, now, job_key),
+                )
+                self._event(conn, job_key, "state", now, state=state.value, raw=raw_status, error=error)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def progress(self, job_key: str, frames_done: int | None, frames_total: int | None) -> None:
+        """Frames encoded so far (no event row: progress is frequent and cheap to lose)."""
+        self._run(
+            """UPDATE jobs SET frames_done = COALESCE(?, frames_done), frames_total = COALESCE(?, frames_total)
+               WHERE job_key = ?""",
+            (frames_done, frames_total, job_key),
+        )
+
+    def checkpoint(self, job_key: str, *, calls: int, frames_done: int | None = None, detail: str = "") -> None:
+        """A frame checkpoint: ``calls`` frames paid for by the current attempt so far."""
+        now = time.time()
+        try:
+            with self._write() as conn:
+                row = conn.execute("SELECT attempts FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
+                if row is None:
+                    return
+                attempt = max(1, int(row[0]))
+                conn.execute(
+                    """INSERT INTO attempts (job_key, attempt, calls) VALUES (?, ?, ?)
+                       ON CONFLICT (job_key, attempt) DO UPDATE SET calls = MAX(calls, excluded.calls)""",
+                    (job_key, attempt, calls),
+                )
+                if frames_done is not None:
+                    conn.execute("UPDATE jobs SET frames_done = ? WHERE job_key = ?", (frames_done, job_key))
+                self._event(conn, job_key, "checkpoint", now, attempt=attempt, calls=calls, chunk=detail)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def settle(self, job_key: str, amount: Decimal, *, currency: str = "USD", now: float | None = None) -> Decimal:
+        """Record the job's actual cost (its reservation is released); returns what was recorded.
+
+        For frame jobs the checkpoints are the truth: the frames paid for in every
+        attempt, crashed ones included, at the journaled unit price.
+        """
+        now = time.time() if now is None else now
+        try:
+            with self._write() as conn:
+                row = conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone()
+                if row is None:
+                    return amount
+                record = _record(row)
+                if record.unit_price is not None and record.calls:
+                    amount = record.unit_price * record.calls
+                conn.execute(
+                    "UPDATE jobs SET actual = ?, currency = ?, updated_at = ? WHERE job_key = ?",
+                    (str(amount), currency, now, job_key),
+                )
+                self._event(conn, job_key, "settled", now, actual=str(amount), reserved=str(record.reserved))
+                return amount
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def done(
+        self,
+        job_key: str,
+        *,
+        sha256: str | None = None,
+        error: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Nothing is left to do: the output is written (``sha256``) or the job ended without one."""
+        now = time.time() if now is None else now
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    """UPDATE jobs SET step = ?, output_sha256 = COALESCE(?, output_sha256),
+                       error = COALESCE(?, error), updated_at = ? WHERE job_key = ?""",
+                    (Step.DONE, sha256, error, now, job_key),
+                )
+                self._event(conn, job_key, "done", now, sha256=sha256, error=error)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def note(self, job_key: str, error: str, *, now: float | None = None) -> None:
+        """Remember why the last try of an unfinished job stopped (shown by ``vidmatte jobs``)."""
+        now = time.time() if now is None else now
+        try:
+            with self._write() as conn:
+                conn.execute("UPDATE jobs SET error = ?, updated_at = ? WHERE job_key = ?", (error, now, job_key))
+                self._event(conn, job_key, "error", now, error=error)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, job_key: str) -> JobRecord | None:
+        """The job journaled under ``job_key``."""
+        rows = self._query(_SELECT + " WHERE job_key = ?", (job_key,))
+        return _record(rows[0]) if rows else None
+
+    def by_input(self, input_key: str) -> list[JobRecord]:
+        """Every job journaled for a batch input, oldest first."""
+        rows = self._query(_SELECT + " WHERE input_key = ? ORDER BY created_at, rowid", (input_key,))
+        return [_record(row) for row in rows]
+
+    def unfinished(self) -> list[JobRecord]:
+        """Jobs with work left (submitted or not, output not written), oldest first."""
+        marks = ", ".join("?" for _ in Step.UNFINISHED)
+        rows = self._query(_SELECT + f" WHERE step IN ({marks}) ORDER BY created_at, rowid", Step.UNFINISHED)
+        return [_record(row) for row in rows]
+
+    def jobs(self, *, limit: int | None = None) -> list[JobRecord]:
+        """Journaled jobs, newest first."""
+        sql = _SELECT + " ORDER BY created_at DESC, rowid DESC"
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        return [_record(row) for row in self._query(sql, params)]
+
+    def events(self, job_key: str) -> list[tuple[str, dict[str, Any]]]:
+        """The event log of one job: (kind, detail), in order."""
+        rows = self._query("SELECT kind, detail FROM events WHERE job_key = ? ORDER BY id", (job_key,))
+        return [(row["kind"], json.loads(row["detail"])) for row in rows]
+
+    def total_spent(self) -> Decimal:
+        """Money spent by every journaled job (settled costs, plus paid checkpoints of unsettled ones)."""
+        return sum((record.spent for record in self.jobs()), Decimal(0))
