@@ -262,7 +262,8 @@ class AigatewayBackend:
             # Terminal states are final and running never goes back to queued, whatever
             # a flapping gateway (or a stale cache behind it) says next.
             state = next_state(previous.state, snapshot.state, job_id=job_id)
-            if previous.state.is_terminal:
+            if previous.state.is_terminal and state is not snapshot.state:
+                # Keep what we knew; the same terminal state again is news (a re-signed URL).
                 return attrs.evolve(previous, observed_at=now)
             if state is not snapshot.state:
                 snapshot = attrs.evolve(snapshot, state=state)

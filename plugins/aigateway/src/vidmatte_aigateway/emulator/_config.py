@@ -121,8 +121,9 @@ class EmulatorConfig:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
     def update(self, changes: dict[str, Any]) -> None:
-        """Apply ``changes`` (names of fields), checking them."""
+        """Apply ``changes`` (names of fields), checking them first: a bad change changes nothing."""
         fields = attrs.fields_dict(type(self))
+        converted: dict[str, Any] = {}
         for name, value in changes.items():
             if name not in fields:
                 raise ValueError(f"unknown emulator setting {name!r}")
@@ -130,11 +131,15 @@ class EmulatorConfig:
                 value = Decimal(str(value))
             elif name == "accounts":
                 value = {
-                    key: Account(
+                    key: spec
+                    if isinstance(spec, Account)
+                    else Account(
                         credits=None if spec.get("credits") is None else Decimal(str(spec["credits"])),
                         requests_per_minute=float(spec.get("requests_per_minute", 600.0)),
                     )
                     for key, spec in dict(value).items()
                 }
+            converted[name] = value
+        attrs.evolve(self, **converted).check()
+        for name, value in converted.items():
             setattr(self, name, value)
-        self.check()
