@@ -105,6 +105,7 @@ class PipelineRun:
         self.send_small = limits.max_side is not None
         self.reader_side = limits.max_side or GUIDE_SIDE
         self.window = max(16, 2 * self.batch_size * max(1, limits.max_concurrency))
+        self._saves: set[asyncio.Future[Path]] = set()
 
     def _writer(self, frame: DecodedFrame) -> FrameWriter:
         height, width = frame.rgb.shape[:2]
@@ -139,6 +140,8 @@ class PipelineRun:
         finally:
             if not finished:
                 encode.abort()
+            if self._saves:
+                await asyncio.gather(*self._saves, return_exceptions=True)
             # Closing on the decode thread waits for a read still in flight there.
             decoder.submit(reader.close)
             decoder.shutdown(wait=False)
@@ -218,7 +221,14 @@ class PipelineRun:
                     raise ProtocolError("frame backend returned a mask that is not an image", backend=self.matter.name)
                 clean.append(np.ascontiguousarray(array, dtype=np.uint8))
             self.counters.calls += len(batch)
-            chunk = await asyncio.to_thread(self.store.save_masks, [s.frame.index for s in batch], clean)
+            # These masks are paid for: the save runs to the end even if the job is being
+            # cancelled or failing (run() waits for it), so a resubmit never asks for them again.
+            saving = asyncio.ensure_future(
+                asyncio.to_thread(self.store.save_masks, [s.frame.index for s in batch], clean)
+            )
+            self._saves.add(saving)
+            saving.add_done_callback(self._saves.discard)
+            chunk = await asyncio.shield(saving)
             self.on_checkpoint(self.counters, chunk)
         except BaseException:
             # The error travels through the task group; waiters are just released.

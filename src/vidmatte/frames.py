@@ -155,10 +155,11 @@ class FrameBackend:
     async def estimate(self, request: MattingRequest) -> Cost:
         """Planned :meth:`FrameMatter.matte` frames x the matter's price per frame."""
         plan = FramePlan.from_options(request.options)
-        store = JobStore(self.cache_dir, "estimate")
         media = request.media
-        if media is None:
-            media = await self._media(request, self._source_path(request, store))
+        if media is None and request.source.data is not None:
+            media = await asyncio.to_thread(_probe_bytes, request.source.data)
+        elif media is None:
+            media = await self._media(request, self._source_path(request, JobStore(self.cache_dir, "estimate")))
         price = self.matter.cost_per_call()
         calls = plan.planned_calls(media.frame_count)
         return Cost(
@@ -353,6 +354,17 @@ class FrameBackend:
                 except asyncio.CancelledError:
                     job.state = JobState.CANCELLED
         await self.matter.aclose()
+
+
+def _probe_bytes(data: bytes) -> MediaInfo:
+    import tempfile
+
+    from vidmatte.media import probe
+
+    with tempfile.NamedTemporaryFile(suffix=".video") as handle:
+        handle.write(data)
+        handle.flush()
+        return probe(handle.name)
 
 
 def _deliver(source: Path, dest: Path) -> None:

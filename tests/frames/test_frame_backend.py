@@ -272,3 +272,26 @@ def test_trim_keeps_a_slice_with_its_audio(tmp_path: Path) -> None:
     assert info.frame_count == 10
     assert info.has_audio
     assert info.duration == pytest.approx(0.4, abs=0.06)
+
+
+def test_failed_job_resubmitted_in_the_same_process_resumes(clip: Path, tmp_path: Path) -> None:
+    matter = FakeMatter(FrameLimits(batch_size=4, max_concurrency=1), fail_after=8)
+    backend = make_backend(matter, tmp_path / "cache")
+
+    async def main() -> None:
+        handle = await backend.submit(request(clip), idempotency_key="again")
+        assert (await wait(backend, handle)).state is JobState.FAILED
+        matter.fail_after = None  # the provider recovered
+        handle = await backend.submit(request(clip), idempotency_key="again")
+        assert (await wait(backend, handle)).state is JobState.SUCCEEDED
+
+    asyncio.run(main())
+    assert close(sorted(matter.sent), [level(i) for i in range(FRAMES)])
+
+
+def test_estimate_of_bytes_leaves_nothing_behind(clip: Path, tmp_path: Path) -> None:
+    backend = make_backend(FakeMatter(), tmp_path / "cache")
+    req = MattingRequest(Source(data=clip.read_bytes()), options={"frame_step": 2})
+    estimate = asyncio.run(backend.estimate(req))
+    assert estimate.amount == Decimal("0.01") * 13  # frames 0, 2, ..., 22 and the last
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.bin"))
