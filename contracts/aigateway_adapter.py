@@ -108,7 +108,11 @@ def _convert(load: Callable[[str], Recording]) -> ScenarioSet:
             + [submit],
         ),
         _scenario("poll_malformed", "malformed_json", rec("malformed_json")),
-        _scenario("poll_not_found", derived + "happy's submit, then not_found_404", [submit, *rec("not_found_404")]),
+        _scenario(
+            "poll_not_found",
+            derived + "happy's submit, then not_found_404 (its 404 moved to the submitted job's URL)",
+            [submit, *(attrs.evolve(e, url=polls[0].url) for e in rec("not_found_404"))],
+        ),
         _scenario("cancel_accepted", "cancel_delete", rec("cancel_delete")),
         _scenario("cancel_already_terminal", "cancel_already_terminal", rec("cancel_already_terminal")),
         _scenario("download_expired_url", "expired_url", rec("expired_url")),
@@ -155,10 +159,4 @@ def aigateway_subject() -> BackendSubject:
         env={API_KEY_ENV: testing.REPLAY_KEY},
         secrets=(testing.REPLAY_KEY,),
         idempotency_header="Idempotency-Key",
-        deviations={
-            # Found by this suite; reported to issue 4.  Strict xfail: the fix shows as XPASS.
-            "test_terminal_state_is_final_when_provider_flaps": (
-                "AigatewayBackend.poll trusts a live status after a terminal one (use vidmatte.next_state)"
-            ),
-        },
     )
