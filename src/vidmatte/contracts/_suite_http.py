@@ -10,7 +10,7 @@ import pytest
 from vidmatte._models import JobHandle, JobSnapshot, JobState
 from vidmatte.contracts._harness import IDEMPOTENCY_KEY, Harness, exception_texts, log_all
 from vidmatte.contracts._replay import Replay
-from vidmatte.contracts._subject import Group
+from vidmatte.contracts._subject import SCENARIOS, Group
 from vidmatte.errors import (
     AuthenticationError,
     NotFoundError,
@@ -32,6 +32,15 @@ ERROR_CASES: dict[str, tuple[str, type[VidmatteError]]] = {
     "poll_transient": ("poll", TransientError),
 }
 """Scenario -> (operation that meets the error, the error it must raise)."""
+
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "job": ("submit", "poll"),
+    "poll": ("submit", "poll"),
+    "submit": ("submit",),
+    "cancel": ("submit",),
+    "download": ("submit", "poll", "download"),
+}
+"""Roles each family of scenarios (by name prefix) must record."""
 
 NOT_RETRIED = ("submit_unauthorized", "submit_payment_required", "submit_rejected", "poll_not_found")
 PROTOCOL_CASES = ("poll_malformed", "poll_html")
@@ -75,6 +84,29 @@ async def _leak_probe(h: Harness, replay: Replay, operation: str) -> tuple[Vidma
 
 class HttpContract:
     """Statuses, errors, retries, idempotency, keys, downloads: what a provider can throw at a backend."""
+
+    # -- the scenarios themselves --------------------------------------------------------------
+    def test_supplied_scenarios_record_their_situation(self, vidmatte_harness: Harness) -> None:
+        """Each known scenario a plugin supplies holds the requests its situation needs (catches typos early)."""
+        h = vidmatte_harness
+        h.require(Group.HTTP)
+        if h.subject.scenarios is None:
+            pytest.skip(f"backend '{h.name}' makes no HTTP requests")
+        problems = []
+        for name in h.subject.scenarios:
+            scenario = h.subject.scenarios.get(name)
+            needs = _NEEDS.get(name.split("_", 1)[0], ())
+            if scenario is None or name not in SCENARIOS:
+                continue
+            roles = {e.role for e in scenario.exchanges}
+            missing = [role for role in needs if role not in roles]
+            if missing:
+                problems.append(f"{name}: no {', '.join(missing)} exchange (roles seen: {sorted(roles)})")
+            if name.endswith(("_rate_limited",)) and not any(
+                e.status == 429 and "retry-after" in e.headers for e in scenario.exchanges
+            ):
+                problems.append(f"{name}: no 429 with a Retry-After header")
+        assert not problems, "scenarios that cannot test their situation:\n" + "\n".join(problems)
 
     # -- statuses ---------------------------------------------------------------------------
     def test_raw_status_is_kept(self, vidmatte_harness: Harness) -> None:
