@@ -97,6 +97,11 @@ SCENARIOS: tuple[ScenarioSpec, ...] = (
         "an account without credits: 402 insufficient_credits on submit",
         emulator={"accounts": {"sk-aig-emulator": {"credits": "0"}}},
     ),
+    ScenarioSpec(
+        "input_field_mismatch_400",
+        "the model wants 'video', the backend sends 'video_url': 400 naming the field (use input_field = auto)",
+        emulator={"input_field": "video"},
+    ),
     ScenarioSpec("not_found_404", "polling a job the gateway does not know: 404", steps="poll_unknown", live=True),
     ScenarioSpec(
         "rate_limited_429_then_ok",
