@@ -182,3 +182,59 @@ def test_a_suite_without_a_subject_says_what_to_do(pytester: pytest.Pytester) ->
     )
     result = pytester.runpytest_inprocess("-q", "-x", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*must override the 'vidmatte_subject' fixture*"])
+
+
+NO_CANCEL = """
+import attrs
+import pytest
+from vidmatte import CancelOutcome
+from vidmatte.contracts import BackendContractSuite
+from vidmatte_falqueue import CAPABILITIES, FalQueueBackend
+from vidmatte_falqueue._settings import load
+from vidmatte_falqueue.testing import contract_subject
+
+NO_CANCEL = attrs.evolve(CAPABILITIES, cancel=False)
+
+class NoCancel(FalQueueBackend):
+    @property
+    def capabilities(self):
+        return NO_CANCEL
+
+    async def cancel(self, handle):
+        return CancelOutcome.UNSUPPORTED
+
+class CancelsAnyway(NoCancel):
+    async def cancel(self, handle):
+        return await FalQueueBackend.cancel(self, handle)
+
+def subject(cls):
+    base = contract_subject()
+    spec = attrs.evolve(base.spec, capabilities=NO_CANCEL, factory=lambda c: cls(load(c.settings, c.env), c))
+    return attrs.evolve(base, spec=spec)
+
+class TestNoCancel(BackendContractSuite):
+    @pytest.fixture
+    def vidmatte_subject(self):
+        return subject(NoCancel)
+
+class TestCancelsAnyway(BackendContractSuite):
+    @pytest.fixture
+    def vidmatte_subject(self):
+        return subject(CancelsAnyway)
+"""
+
+
+def test_cancel_capability_drives_the_cancel_tests(pytester: pytest.Pytester) -> None:
+    """Without the capability: UNSUPPORTED and no request passes, a backend still cancelling fails."""
+    pytester.makepyfile(test_cancel=NO_CANCEL)
+    recorder = pytester.inline_run("-k", "cancel", "-p", "no:cacheprovider")
+    outcomes = {
+        report.nodeid.split("::", 1)[1]: (report.outcome, report.longrepr)
+        for report in recorder.getreports("pytest_runtest_logreport")
+        if report.when == "call" or report.outcome != "passed"
+    }
+    assert outcomes["TestNoCancel::test_cancel_unsupported_without_capability"][0] == "passed"
+    assert outcomes["TestCancelsAnyway::test_cancel_unsupported_without_capability"][0] == "failed"
+    outcome, longrepr = outcomes["TestNoCancel::test_cancel_accepted"]
+    assert outcome == "skipped"
+    assert "backend 'falqueue' does not declare cancel" in str(longrepr)
