@@ -22,6 +22,18 @@ T = TypeVar("T")
 CONFIG_FILE = "vidmatte.toml"
 
 
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def _masked(sections: dict[str, dict[str, Any]]) -> str:
+    """Sections as text with every secret-looking value masked (settings' repr must not leak)."""
+    shown = {
+        name: {k: "***" if any(w in k.lower() for w in _SECRET_WORDS) else v for k, v in section.items()}
+        for name, section in sections.items()
+    }
+    return repr(shown)
+
+
 @attrs.frozen
 class BudgetSettings:
     """Spending limits in USD; ``None`` means no limit."""
@@ -46,9 +58,9 @@ class Settings:
     concurrency: int = 4
     """Jobs in flight at once in a batch."""
     budget: BudgetSettings = BudgetSettings()
-    backends: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    backends: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=lambda sections: _masked(sections))
     """Per-backend settings (``[backends.NAME]`` tables), validated by each backend."""
-    uploaders: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    uploaders: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=lambda sections: _masked(sections))
     """Per-uploader settings (``[uploaders.NAME]`` tables)."""
     source: str = "defaults"
     """Where the settings came from, for ``vidmatte config show``."""

@@ -84,3 +84,16 @@ def test_plugins_structure_their_sections_with_the_same_errors() -> None:
     assert "sk-secret-123" not in repr(parsed)
     with pytest.raises(ConfigurationError, match=r"backends\.x.*prise|prise.*backends\.x"):
         structure_settings(_PluginSettings, {"prise": "1"}, where="backends.x")
+
+
+def test_settings_repr_masks_secrets_in_plugin_sections(tmp_path: Path) -> None:
+    path = _toml(
+        tmp_path,
+        '[backends.gw]\napi_key = "sk-very-secret-1234"\nmodel = "m"\n[uploaders.http]\ntoken = "tok-secret-5678"\n',
+    )
+    settings = load_settings(environ={}, config_file=path)
+    assert settings.backends["gw"]["api_key"] == "sk-very-secret-1234"
+    text = repr(settings)
+    assert "sk-very-secret-1234" not in text
+    assert "tok-secret-5678" not in text
+    assert "'model': 'm'" in text
