@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
 import pytest
 from vidmatte_falqueue import FalQueueBackend
+from vidmatte_falqueue._backend import STATUSES
 from vidmatte_falqueue._settings import load
 from vidmatte_falqueue.testing import contract_subject
 
 from vidmatte import BackendContext, JobHandle, JobState, MattingBackend, MattingRequest
 from vidmatte.contracts import BackendContractSuite, BackendSubject
-from vidmatte.errors import AuthenticationError
+from vidmatte.errors import AuthenticationError, TransientError, raise_for_response
 from vidmatte.http import RetryPolicy, send
 
 
@@ -111,6 +113,34 @@ VARIANTS: dict[str, type[FalQueueBackend]] = {
     "TerminalChanges": TerminalChanges,
     "SubmitsTwice": SubmitsTwice,
 }
+
+
+class WritesInPlace(FalQueueBackend):
+    """Streams straight into ``dest``: a reader sees half a file, a dropped connection leaves one."""
+
+    async def _fetch(self, url: str, dest: Path, job_id: str) -> None:
+        async with self._client.stream("GET", url) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise_for_response(response, backend=self.name, job_id=job_id, secrets=(self._key,))
+            written = 0
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with dest.open("wb") as out:
+                async for chunk in response.aiter_bytes():
+                    out.write(chunk)
+                    written += len(chunk)
+            if written != int(response.headers.get("content-length", written)):
+                raise TransientError("download truncated", backend=self.name, job_id=job_id)
+
+
+class CrashesOnUnknownStatus(FalQueueBackend):
+    """Trusts its status table to be complete."""
+
+    def _map_status(self, raw: str) -> JobState:
+        return STATUSES[raw.upper()]
+
+
+VARIANTS.update({"WritesInPlace": WritesInPlace, "CrashesOnUnknownStatus": CrashesOnUnknownStatus})
 
 
 def make_suites(namespace: dict[str, Any]) -> None:

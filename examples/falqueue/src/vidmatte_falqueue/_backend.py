@@ -150,6 +150,15 @@ class FalQueueBackend:
         # and lets a provider that honours it drop the duplicate of a retried POST.
         return {"Idempotency-Key": idempotency_key}
 
+    def _map_status(self, raw: str) -> JobState:
+        # Providers add statuses without notice: an unknown one is "keep polling", not a crash.
+        return STATUSES.get(raw.upper(), JobState.UNKNOWN)
+
+    async def _fetch(self, url: str, dest: Path, job_id: str) -> None:
+        await stream_to_file(
+            self._client, self._build("GET", url), dest, backend=self.name, job_id=job_id, secrets=(self._key,)
+        )
+
     def _next_state(self, previous: JobState | None, reported: JobState, job_id: str) -> JobState:
         return reported if previous is None else next_state(previous, reported, job_id=job_id)
 
@@ -208,7 +217,7 @@ class FalQueueBackend:
         raw = data.get("status")
         if not isinstance(raw, str) or not raw:
             raise ProtocolError("status response without a status string", backend=self.name, job_id=job_id)
-        reported = STATUSES.get(raw.upper(), JobState.UNKNOWN)
+        reported = self._map_status(raw)
         if reported is JobState.SUCCEEDED and data.get("error"):
             reported = JobState.FAILED
         previous = self._last.get(job_id)
@@ -287,14 +296,7 @@ class FalQueueBackend:
         url, refreshed = artefact.url, False
         for attempt in range(1, _DOWNLOAD_TRIES + 2):
             try:
-                await stream_to_file(
-                    self._client,
-                    self._build("GET", url),
-                    dest,
-                    backend=self.name,
-                    job_id=handle.job_id,
-                    secrets=(self._key,),
-                )
+                await self._fetch(url, dest, handle.job_id)
                 return
             except (AuthenticationError, NotFoundError):
                 # Signed result URLs expire (403/404/410): the job's result has a fresh one.
