@@ -152,6 +152,8 @@ def test_idempotent_submits_and_validation() -> None:
         one = await client.post("/v1/videos/generations", json=payload, headers=headers)
         two = await client.post("/v1/videos/generations", json=payload, headers=headers)
         assert one.json()["id"] == two.json()["id"]
+        reused = await client.post("/v1/videos/generations", json={**payload, "prompt": "other"}, headers=headers)
+        assert (reused.status_code, reused.json()["error"]["code"]) == (422, "idempotency_key_reused")
         no_prompt = await client.post("/v1/videos/generations", json={"model": MODEL, "video_url": url}, headers=AUTH)
         assert (no_prompt.status_code, no_prompt.json()["error"]["param"]) == (400, "prompt")
         other_model = await client.post("/v1/videos/generations", json={**payload, "model": "x/y"}, headers=AUTH)
@@ -206,7 +208,7 @@ def test_processing_time_follows_duration_and_speed() -> None:
         started = loop.time()
         await wait_done(client, (await submit(client, url)).json()["id"])
         elapsed = loop.time() - started
-        # queue 1 s + 2 s of video x 1 s/s, +-20%, all x 0.2.
+        # queue 1 s + 2 s of video x 1 s/s, +-20%, all x 0.2 (the upper bound allows a slow machine).
         assert 0.2 * (1 + 2 * 0.8) * 0.9 <= elapsed <= 0.2 * (1 + 2 * 1.2) + 1.5
 
     with_emulator(config(speed_factor=0.2), body)
@@ -306,3 +308,27 @@ def test_local_engine_outputs(tmp_path: Path) -> None:
         outside[max(0, top - 4) :, max(0, left - 4) : right + 4] = False
         assert torso.mean() > 128, f"frame {index}: the person is opaque"
         assert alpha[outside].mean() < 64, f"frame {index}: the background is transparent"
+
+
+def test_command_line_entry_point() -> None:
+    """``python -m vidmatte_aigateway.emulator --port 0`` serves until stopped."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidmatte_aigateway.emulator", "--port", "0", "--engine", "synthetic"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "AIgateway emulator on http://127.0.0.1:" in line
+        base_url = line.split(" on ", 1)[1].split(" ", 1)[0]
+        stats = httpx.get(base_url + "/_emulator/stats", timeout=10).json()
+        assert stats["submissions"] == 0
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -53,6 +53,7 @@ def test_plain_http_refused_off_loopback(url: str) -> None:
     ("settings", "needle"),
     [
         ({"tag": "x" * 65}, "tag"),
+        ({"tag": "équipe"}, "tag"),
         ({"price_per_second": "-1"}, "price_per_second"),
         ({"input_field": " "}, "input_field"),
         ({"requests_per_minute": 0}, "requests_per_minute"),

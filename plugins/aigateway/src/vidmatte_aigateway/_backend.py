@@ -249,7 +249,7 @@ class AigatewayBackend:
             if previous is None:
                 # Reattached in a new process and polled too soon: nothing known yet.
                 return JobSnapshot(handle, JobState.UNKNOWN, raw_status=None, poll_after=interval, observed_at=now)
-            return evolve_unchanged(previous, poll_after=interval, observed_at=now)
+            return evolve_unchanged(previous, poll_after=interval)
         snapshot = parse_job(
             read_json(response, backend=NAME, job_id=job_id),
             handle,

@@ -248,6 +248,10 @@ def parse_job(
     )
 
 
-def evolve_unchanged(previous: JobSnapshot, *, poll_after: float, observed_at: float) -> JobSnapshot:
-    """The previous snapshot again, for a 304 Not Modified ("no change, poll later")."""
-    return attrs.evolve(previous, poll_after=poll_after, observed_at=observed_at)
+def evolve_unchanged(previous: JobSnapshot, *, poll_after: float) -> JobSnapshot:
+    """The previous snapshot again, for a 304 Not Modified ("no change, poll later").
+
+    ``observed_at`` stays that of the answer that carried the news, so observers
+    comparing snapshots see no change.
+    """
+    return attrs.evolve(previous, poll_after=poll_after)

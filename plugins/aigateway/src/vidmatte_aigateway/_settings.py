@@ -91,11 +91,14 @@ def load_settings(settings: Mapping[str, Any], env: Mapping[str, str]) -> Aigate
         raise ConfigurationError(
             f"the aigateway backend needs an API key: set {API_KEY_ENV} or [backends.aigateway] api_key"
         )
-    if any(ch.isspace() or not ch.isprintable() for ch in key):
+    if not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
         # Never echo the value: it is (almost) a secret.
-        raise ConfigurationError(f"{API_KEY_ENV} contains whitespace or control characters")
-    if parsed.tag is not None and (len(parsed.tag) > _MAX_TAG or not parsed.tag.isprintable()):
-        raise ConfigurationError(f"backends.aigateway.tag must be at most {_MAX_TAG} printable characters")
+        raise ConfigurationError(f"{API_KEY_ENV} contains whitespace, control or non-ASCII characters")
+    if parsed.tag is not None and (
+        len(parsed.tag) > _MAX_TAG or not parsed.tag.isascii() or not parsed.tag.isprintable()
+    ):
+        # An HTTP header value: ASCII only, or the request cannot even be encoded.
+        raise ConfigurationError(f"backends.aigateway.tag must be at most {_MAX_TAG} printable ASCII characters")
     if parsed.price_per_second < 0:
         raise ConfigurationError("backends.aigateway.price_per_second must not be negative")
     if not parsed.input_field.strip():

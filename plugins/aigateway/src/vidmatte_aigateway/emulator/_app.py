@@ -64,7 +64,8 @@ class Emulator:
         self.faults: list[Fault] = []
         self.jobs: dict[str, Job] = {}
         self.counters = Stats()
-        self._idempotency: dict[tuple[str, str], str] = {}
+        self._idempotency: dict[tuple[str, str], tuple[str, str]] = {}
+        """(key, Idempotency-Key) -> (job id, fingerprint of the body that created it)."""
         self._buckets: dict[str, Bucket] = {}
         self._uploads: dict[str, Path] = {}
         self._secret = secrets.token_bytes(16)
@@ -247,10 +248,19 @@ class Emulator:
         if not isinstance(body, dict):
             return _error(400, "Body must be an object.", type_="invalid_request_error", code="invalid_json")
         idempotency_key = request.headers.get("Idempotency-Key")
+        fingerprint = json.dumps(body, sort_keys=True)
         if idempotency_key and (key, idempotency_key) in self._idempotency:
+            job_id, first = self._idempotency[(key, idempotency_key)]
+            if first != fingerprint:
+                # GUESS: undocumented; what idempotent APIs commonly answer.
+                return _error(
+                    422,
+                    "Idempotency-Key reused with a different request.",
+                    type_="invalid_request_error",
+                    code="idempotency_key_reused",
+                )
             self.counters.idempotent_replays += 1
-            job = self.jobs[self._idempotency[(key, idempotency_key)]]
-            return web.json_response(self._record(job, request), status=202)
+            return web.json_response(self._record(self.jobs[job_id], request), status=202)
         if body.get("model") != self.config.model:
             return _error(
                 404,
@@ -300,7 +310,7 @@ class Emulator:
         job.must_fail = fault is not None and fault.kind == "fail"
         self.jobs[job.id] = job
         if idempotency_key:
-            self._idempotency[(key, idempotency_key)] = job.id
+            self._idempotency[(key, idempotency_key)] = (job.id, fingerprint)
         self.counters.submissions += 1
         job.task = loop.create_task(self._process(job, _origin_of(request)))
         return web.json_response(self._record(job, request), status=202)
