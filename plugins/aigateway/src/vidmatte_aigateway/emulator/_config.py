@@ -61,6 +61,27 @@ class Account:
     requests_per_minute: float = 600.0
 
 
+def _accounts(value: Any) -> dict[str, Account]:
+    """Accounts from :class:`Account` values or plain mappings (JSON from ``POST /_emulator/config``)."""
+    return {
+        str(key): spec
+        if isinstance(spec, Account)
+        else Account(
+            credits=None if spec.get("credits") is None else Decimal(str(spec["credits"])),
+            requests_per_minute=float(spec.get("requests_per_minute", 600.0)),
+        )
+        for key, spec in dict(value).items()
+    }
+
+
+def _to_accounts(value: Any) -> dict[str, Account]:
+    return _accounts(value)
+
+
+def _default_accounts() -> dict[str, Account]:
+    return {"sk-aig-emulator": Account()}
+
+
 @attrs.define
 class EmulatorConfig:
     """Everything switchable.  Change it at run time through ``Emulator.configure``
@@ -99,7 +120,7 @@ class EmulatorConfig:
     """Seconds a signed result URL stays valid."""
     latency: float = 0.0
     """Seconds added before every API answer."""
-    accounts: dict[str, Account] = attrs.field(factory=lambda: {"sk-aig-emulator": Account()})
+    accounts: dict[str, Account] = attrs.field(factory=_default_accounts, converter=_to_accounts)
     """Known API keys; any other key gets 401."""
     webhook_secret: str = "whsec-emulator"
     webhook_scheme: str = "aig"
@@ -130,15 +151,7 @@ class EmulatorConfig:
             if name == "price_per_second":
                 value = Decimal(str(value))
             elif name == "accounts":
-                value = {
-                    key: spec
-                    if isinstance(spec, Account)
-                    else Account(
-                        credits=None if spec.get("credits") is None else Decimal(str(spec["credits"])),
-                        requests_per_minute=float(spec.get("requests_per_minute", 600.0)),
-                    )
-                    for key, spec in dict(value).items()
-                }
+                value = _accounts(value)
             converted[name] = value
         attrs.evolve(self, **converted).check()
         for name, value in converted.items():
