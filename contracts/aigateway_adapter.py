@@ -91,6 +91,7 @@ def _convert(load: Callable[[str], Recording]) -> ScenarioSet:
         _scenario("job_fails", "job_failed_error_object", rec("job_failed_error_object")),
         _scenario("submit_unauthorized", "auth_401", rec("auth_401")),
         _scenario("submit_payment_required", "payment_402", rec("payment_402")),
+        _scenario("submit_rejected", "input_field_mismatch_400", rec("input_field_mismatch_400")),
         _scenario(
             "submit_transient", "server_error_5xx_then_ok (submit part)", [e for e in five if e.role == "submit"]
         ),
