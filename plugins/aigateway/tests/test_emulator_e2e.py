@@ -99,8 +99,10 @@ def test_client_remove_with_faults_pays_once(clip: Path, tmp_path: Path) -> None
             emulator.inject("5xx", route="poll", status=503)
             emulator.inject("expire", route="download")
             settings = vidmatte.Settings(backend="aigateway", backends={"aigateway": {"min_poll_interval": 0.1}})
+            # The scheduler's priors suit minute-scale jobs; this emulator runs 50x faster.
+            scheduler = vidmatte.Scheduler(policy=vidmatte.PollPolicy(prior_queue=0.05, prior_speed=0.05))
             async with vidmatte.AsyncClient(
-                settings=settings, environ=_env(emulator.base_url), cache_dir=tmp_path / "cache"
+                settings=settings, environ=_env(emulator.base_url), cache_dir=tmp_path / "cache", scheduler=scheduler
             ) as client:
                 result = await client.remove(clip, tmp_path / "out.webm", timeout=60)
             stats = emulator.stats()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -13,15 +14,22 @@ import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
+from vidmatte import MattingBackend
 from vidmatte_aigateway.emulator._config import EmulatorConfig, Fault
 from vidmatte_aigateway.emulator._jobs import Bucket, Job, Stats, account_for, new_job_id, sign_path
-from vidmatte_aigateway.emulator._media import local_engine_available, matte_local, matte_synthetic, probe_duration
+from vidmatte_aigateway.emulator._media import (
+    local_backend,
+    local_engine_available,
+    matte_local,
+    matte_synthetic,
+    probe_duration,
+)
 from vidmatte_aigateway.webhooks import sign_webhook
 
 __all__ = ["Emulator"]
@@ -29,6 +37,7 @@ __all__ = ["Emulator"]
 _log = logging.getLogger("vidmatte.aigateway.emulator")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_T = TypeVar("_T")
 
 # Per-request notes the pipeline leaves for the handlers.
 _ROUTE = web.RequestKey("aigateway_route", str)
@@ -71,6 +80,10 @@ class Emulator:
         self._secret = secrets.token_bytes(16)
         self._rng = random.Random(self.config.seed)
         self._engine_lock = asyncio.Semaphore(2)
+        # Media work runs here, so stop() can wait for it before deleting the work folder.
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="aigateway-emulator")
+        self._local: MattingBackend | None = None
+        self._local_available: bool | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -145,8 +158,11 @@ class Emulator:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+        if self._local is not None:
+            await self._local.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
         if self._workdir is not None:
             self._workdir.cleanup()
 
@@ -528,7 +544,7 @@ class Emulator:
         loop = asyncio.get_running_loop()
         try:
             source = await self._fetch_input(job.input_url, folder, origin)
-            duration = await asyncio.to_thread(probe_duration, source)
+            duration = await self._in_thread(probe_duration, source)
             job.duration = round(duration, 3)
             self._timing(job, duration)
             if job.must_fail:
@@ -536,7 +552,7 @@ class Emulator:
             output = folder / _OUTPUT_NAME
             async with self._engine_lock:
                 await self._matte(source, output)
-            job.resolution = await asyncio.to_thread(_resolution, output)
+            job.resolution = await self._in_thread(_resolution, output)
             assert job.done_at is not None
             await asyncio.sleep(max(0.0, job.done_at - loop.time()))
             if job.terminal:
@@ -569,10 +585,17 @@ class Emulator:
 
     async def _matte(self, source: Path, output: Path) -> None:
         engine = self.config.engine
-        if engine == "local" or (engine == "auto" and local_engine_available()):
-            await matte_local(source, output)
+        if engine == "auto" and self._local_available is None:
+            self._local_available = await self._in_thread(local_engine_available)
+        if engine == "local" or (engine == "auto" and self._local_available):
+            if self._local is None:
+                self._local = local_backend(self.workdir / "local")
+            await matte_local(self._local, source, output)
         else:
-            await asyncio.to_thread(matte_synthetic, source, output)
+            await self._in_thread(matte_synthetic, source, output)
+
+    async def _in_thread(self, function: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     async def _fetch_input(self, url: str, folder: Path, origin: str) -> Path:
         parts = urlsplit(url)

@@ -16,9 +16,18 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from vidmatte import BackendContext, JobState, MattingRequest, OutputFormat, OutputSpec, Source, load_plugins
+from vidmatte import (
+    BackendContext,
+    JobState,
+    MattingBackend,
+    MattingRequest,
+    OutputFormat,
+    OutputSpec,
+    Source,
+    load_plugins,
+)
 
-__all__ = ["local_engine_available", "matte_local", "matte_synthetic", "probe_duration"]
+__all__ = ["local_backend", "local_engine_available", "matte_local", "matte_synthetic", "probe_duration"]
 
 _log = logging.getLogger("vidmatte.aigateway.emulator")
 
@@ -85,33 +94,33 @@ def local_engine_available() -> bool:
         return False
 
 
-async def matte_local(source: Path, dest: Path, *, timeout: float = 600.0) -> None:
-    """Matte ``source`` into an RGBA WebM at ``dest`` with the installed ``local`` backend.
-
-    Public API only: the backend is built from its registered spec and driven
-    through the :class:`vidmatte.MattingBackend` contract.
-    """
+def local_backend(cache_dir: Path) -> MattingBackend:
+    """The installed ``local`` backend, built from its registered spec (public API only)."""
     spec = load_plugins().backend_spec("local")
-    backend = spec.factory(BackendContext(env=dict(os.environ), cache_dir=dest.parent))
-    try:
-        request = MattingRequest(Source(path=str(source)), OutputSpec(format=OutputFormat.WEBM, keep_audio=False))
-        handle = await backend.submit(request, idempotency_key=f"emulator-{dest.parent.name}")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            snapshot = await backend.poll(handle)
-            if snapshot.state.is_terminal:
-                break
-            if loop.time() > deadline:
-                await backend.cancel(handle)
-                raise TimeoutError("the local engine took too long")
-            await asyncio.sleep(max(0.05, min(1.0, snapshot.poll_after or 0.1)))
-        if snapshot.state is not JobState.SUCCEEDED:
-            message = snapshot.error.message if snapshot.error else snapshot.state.value
-            raise RuntimeError(f"the local engine failed: {message}")
-        artefact = snapshot.artefact()
-        if artefact is None:
-            raise RuntimeError("the local engine returned no artefact")
-        await backend.download(handle, artefact, dest)
-    finally:
-        await backend.aclose()
+    return spec.factory(BackendContext(env=dict(os.environ), cache_dir=cache_dir))
+
+
+async def matte_local(backend: MattingBackend, source: Path, dest: Path, *, timeout: float = 600.0) -> None:
+    """Matte ``source`` into an RGBA WebM at ``dest`` with the ``local`` backend.
+
+    Driven through the :class:`vidmatte.MattingBackend` contract, like any client would.
+    """
+    request = MattingRequest(Source(path=str(source)), OutputSpec(format=OutputFormat.WEBM, keep_audio=False))
+    handle = await backend.submit(request, idempotency_key=f"emulator-{dest.parent.name}")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        snapshot = await backend.poll(handle)
+        if snapshot.state.is_terminal:
+            break
+        if loop.time() > deadline:
+            await backend.cancel(handle)
+            raise TimeoutError("the local engine took too long")
+        await asyncio.sleep(max(0.05, min(1.0, snapshot.poll_after or 0.1)))
+    if snapshot.state is not JobState.SUCCEEDED:
+        message = snapshot.error.message if snapshot.error else snapshot.state.value
+        raise RuntimeError(f"the local engine failed: {message}")
+    artefact = snapshot.artefact()
+    if artefact is None:
+        raise RuntimeError("the local engine returned no artefact")
+    await backend.download(handle, artefact, dest)
