@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,8 @@ def stats(base_url: str, key: str) -> dict[str, Any]:
     from vidmatte_prama.emulator import key_label
 
     body: dict[str, Any] = httpx.get(base_url + "/_emulator/stats", timeout=10).json()
-    return body.get(key_label(key), {"calls": 0, "masks": 0, "statuses": {}})
+    counters: dict[str, Any] = body.get(key_label(key), {"calls": 0, "masks": 0, "statuses": {}})
+    return counters
 
 
 def make_frames(count: int, size: tuple[int, int] = (640, 360)) -> list[NDArray[np.uint8]]:
@@ -184,7 +185,7 @@ def throughput(work: Path, quick: bool) -> None:
     print(f"part 1: emulator latency {LATENCY * 1000:.0f} ms, limit {LIMIT:.0f} requests/s per key; 640x360 frames")
     rows = []
     with emulator_process("--latency", str(LATENCY), "--rps", str(LIMIT), "--masks", "synthetic") as url:
-        for name, count, run in (
+        runs: tuple[tuple[str, int, Callable[[str, int], tuple[float, float]]], ...] = (
             ("official sample (1 at a time)", n_sample, lambda key, n: official_sample(url, frames[:n], key)),
             ("PramaMatter (token bucket)", n_ours, lambda key, n: ours(url, frames[:n], key)),
             (
@@ -192,7 +193,8 @@ def throughput(work: Path, quick: bool) -> None:
                 n_pipeline,
                 lambda key, n: run_pipeline(url, clip, work / "fanout.mov", key, {}, work / "cache", rps=LIMIT)[:2],
             ),
-        ):
+        )
+        for name, count, run in runs:
             key = f"bench-{name.split()[0]}-{time.time_ns()}"
             seconds, cpu = run(key, count)
             counters = stats(url, key)
