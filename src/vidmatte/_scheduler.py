@@ -178,11 +178,12 @@ class Scheduler:
     def _points(self, lane: _Lane) -> int:
         """How many planned polls a job can afford, given the budget and the jobs sharing it."""
         rate = lane.limiter.rate
+        most = self._policy.max_points if self._policy.target_gap is not None else len(self._policy.quantiles)
         if rate is None:
-            return len(self._policy.quantiles)
+            return most
         typical = max(1.0, lane.model.predict(60.0))
         affordable = rate * typical / max(1, len(lane.jobs))
-        return max(1, min(len(self._policy.quantiles), int(affordable)))
+        return max(1, min(most, int(affordable)))
 
     def _plan_job(self, lane: _Lane, job: _Job) -> None:
         lane.jobs.add(job)
@@ -323,10 +324,10 @@ class Scheduler:
                 # Completion happened between the previous look and this one.
                 seen = job.last_poll if job.last_poll is not None else self._clock.monotonic()
                 lower = job.prev_poll if job.prev_poll is not None else job.submitted_mono
-                # A uniform draw inside the window keeps the learned spread honest (a midpoint
-                # would shrink it toward the polls that happened to be made).
-                finished = self._rng.uniform(lower, seen)
-                lane.model.record(job.handle.media_duration, max(0.0, finished - job.submitted_mono))
+                # Only the window is known; the model imputes inside it (see _pollplan).
+                lane.model.record_window(
+                    job.handle.media_duration, lower - job.submitted_mono, seen - job.submitted_mono
+                )
             self._finish(lane, job, snapshot=snapshot)
             return None
         return snapshot.poll_after
