@@ -30,7 +30,7 @@ def decode_alpha(path: Path) -> list[NDArray[np.uint8]]:
         for packet in container.demux(stream):
             for frame in decoder.decode(packet):
                 assert frame.format.name == "yuva420p"
-                planes.append(np.asarray(frame.to_ndarray(format="rgba"))[..., 3])
+                planes.append(np.asarray(frame.to_ndarray(format="rgba"), dtype=np.uint8)[..., 3])
     return planes
 
 

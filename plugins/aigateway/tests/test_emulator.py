@@ -68,7 +68,7 @@ def test_lifecycle_states_in_the_running_variant() -> None:
         created = await submit(client, url)
         assert created.status_code == 202
         job_id = created.json()["id"]
-        seen = []
+        seen: list[str] = []
         for _ in range(200):
             status = (await client.get(f"/v1/jobs/{job_id}", headers=AUTH)).json()["status"]
             if not seen or seen[-1] != status:
@@ -153,6 +153,9 @@ def test_idempotent_submits_and_validation() -> None:
         two = await client.post("/v1/videos/generations", json=payload, headers=headers)
         assert one.json()["id"] == two.json()["id"]
         reused = await client.post("/v1/videos/generations", json={**payload, "prompt": "other"}, headers=headers)
+        assert reused.json()["id"] == one.json()["id"]  # lenient by default
+        emulator.configure(strict_idempotency=True)
+        reused = await client.post("/v1/videos/generations", json={**payload, "prompt": "other"}, headers=headers)
         assert (reused.status_code, reused.json()["error"]["code"]) == (422, "idempotency_key_reused")
         no_prompt = await client.post("/v1/videos/generations", json={"model": MODEL, "video_url": url}, headers=AUTH)
         assert (no_prompt.status_code, no_prompt.json()["error"]["param"]) == (400, "prompt")
@@ -161,7 +164,7 @@ def test_idempotent_submits_and_validation() -> None:
         long_tag = await client.post("/v1/videos/generations", json=payload, headers={**AUTH, "x-aig-tag": "t" * 65})
         assert long_tag.status_code == 400
         stats = emulator.stats()
-        assert (stats["submissions"], stats["idempotent_replays"]) == (1, 1)
+        assert (stats["submissions"], stats["idempotent_replays"]) == (1, 2)
 
     with_emulator(config(), body)
 

@@ -126,6 +126,10 @@ class EmulatorConfig:
     webhook_scheme: str = "aig"
     """``aig`` (``aig-signature`` + ``aig-timestamp``) or ``sdk`` (``X-Gateway-Signature``)."""
     max_upload_bytes: int = 512 * 1024**2
+    strict_idempotency: bool = False
+    """GUESS (undocumented): answer 422 when an ``Idempotency-Key`` comes back with a different
+    body.  Off by default: the gateway may just return the first job, and a resumed client
+    that re-uploads its source sends a new input URL under the old key."""
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first switch with an unknown value."""
