@@ -33,7 +33,7 @@ def mask_to_alpha(
     """
     import numpy as np
 
-    height, width = frame.rgb.shape[:2]
+    height, width = frame.height, frame.width
     m = mask.astype(np.float32)
     m *= 1 / 255
     if mask.shape[:2] == (height, width) or frame.small is None or frame.gray is None or refiner is None:

@@ -24,7 +24,7 @@ from vidmatte._models import MediaInfo, OutputSpec
 from vidmatte._ratelimit import RateLimiter
 from vidmatte.contract import FrameMatter
 from vidmatte.errors import ProtocolError
-from vidmatte.media._decode import DecodedFrame, VideoReader
+from vidmatte.media._decode import DecodedFrame, VideoReader, frame_rgb
 from vidmatte.media._encode import FrameWriter, open_writer
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class PipelineRun:
         self._saves: set[asyncio.Future[Path]] = set()
 
     def _writer(self, frame: DecodedFrame) -> FrameWriter:
-        height, width = frame.rgb.shape[:2]
+        height, width = frame.height, frame.width
         audio = self.source if self.info.has_audio else None
         return open_writer(self.dest, self.output, width=width, height=height, fps=self.info.fps, audio_from=audio)
 
@@ -121,7 +121,8 @@ class PipelineRun:
         loop = asyncio.get_running_loop()
         decoder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vidmatte-decode")
         reader = await loop.run_in_executor(
-            decoder, lambda: VideoReader(self.source, max_side=self.reader_side, trim=self.output.trim, luma=True)
+            decoder,
+            lambda: VideoReader(self.source, max_side=self.reader_side, trim=self.output.trim, luma=True, rgb=False),
         )
         encode = EncodeStage(self._writer, on_progress=self._progress, smoothing=self.smoothing, refine=self.refine)
         slots: asyncio.Queue[_Slot | None] = asyncio.Queue(self.window)
@@ -202,7 +203,10 @@ class PipelineRun:
     async def _call(self, batch: list[_Slot]) -> None:
         import numpy as np
 
-        frames = [s.frame.small if self.send_small and s.frame.small is not None else s.frame.rgb for s in batch]
+        if self.send_small:
+            frames = [s.frame.small if s.frame.small is not None else frame_rgb(s.frame) for s in batch]
+        else:
+            frames = await asyncio.to_thread(lambda: [frame_rgb(s.frame) for s in batch])
         try:
             async with self.semaphore:
                 if self.limiter is not None:
@@ -249,7 +253,7 @@ class PipelineRun:
             if slot.propagated:
                 pending.append(slot)
                 if hold is None:
-                    hold = max(1, min(64, _HOLD_BYTES // max(1, slot.frame.rgb.nbytes)))
+                    hold = max(1, min(64, _HOLD_BYTES // max(1, 3 * slot.frame.width * slot.frame.height)))
                 if len(pending) >= hold and previous is not None:
                     await self._flush(pending, previous, None, encode)
                 continue

@@ -135,10 +135,9 @@ class EdgeRefiner:
         # Everything scaled to 0..255 at low resolution, where it is cheap: the full-resolution
         # work is one multiply-add on the uint8 luma and a saturating cast.
         mean_a = resize(_box(a, r), fh, fw)
-        mean_b = resize(_box(b, r) * 255, fh, fw)
+        mean_b = resize(_box(b, r) * 255 + 0.5, fh, fw)  # + 0.5: the cast below rounds
         out: NDArray[np.float32] = mean_a * guide_full
         out += mean_b
-        out += 0.5
         np.clip(out, 0, 255, out=out)
         alpha: NDArray[np.uint8] = out.astype(np.uint8)
         return alpha

@@ -189,3 +189,25 @@ def test_convert_a_matte_with_its_source(clip: Path, tmp_path: Path) -> None:
     inside = box_alpha(3) == 255
     assert frames[3][..., 3][inside].mean() > 240
     assert probe(dest).has_audio
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_yuv_shortcut_matches_the_rgb_path(clip: Path, tmp_path: Path, fmt: str) -> None:
+    # Writers given the decoded frame blend (mp4) or attach alpha (webm) in YUV, skipping RGB:
+    # the result must look like the RGB path's.
+    output = resolve_output(OutputFormat(fmt))
+    outputs = []
+    for name, use_source in (("rgb", False), ("yuv", True)):
+        dest = tmp_path / f"{name}{SUFFIX[fmt]}"
+        with VideoReader(clip, rgb=not use_source) as reader:
+            writer = open_writer(dest, output, width=W, height=H, fps=reader.fps)
+            for frame in reader:
+                if use_source:
+                    writer.write(None, box_alpha(frame.index), frame.source)
+                else:
+                    writer.write(frame.rgb, box_alpha(frame.index))
+            writer.close()
+        outputs.append(list(read_frames_rgba(dest)))
+    assert len(outputs[0]) == len(outputs[1]) == FRAMES
+    for a, b in zip(outputs[0], outputs[1], strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 3

@@ -73,6 +73,14 @@ class Compositor:
                 image[:] = np.asarray(background.colour, np.uint8)
             self._background = image.astype(np.uint16)
 
+    def background_rgb(self) -> NDArray[np.uint8]:
+        """The background picture (colour or image) at the frame size."""
+        import numpy as np
+
+        assert self._background is not None, "alpha and matte outputs have no background"
+        picture: NDArray[np.uint8] = self._background.astype(np.uint8)
+        return picture
+
     def compose(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """The stored picture for one frame."""
         import numpy as np

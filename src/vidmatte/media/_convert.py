@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidmatte._models import OutputSpec
-from vidmatte.media._decode import VideoReader, read_frames_rgba
+from vidmatte.media._decode import VideoReader, frame_rgb, read_frames_rgba
 from vidmatte.media._encode import FrameWriter, open_writer
 from vidmatte.media._errors import media_error
 from vidmatte.media._probe import probe
@@ -29,7 +29,7 @@ def _frames(src: Path, matte_source: Path | None) -> Iterator[tuple[NDArray[np.u
     with VideoReader(matte_source) as original:
         for rgba, frame in zip(read_frames_rgba(src), original, strict=False):
             # A matte video stores the matte as luma: any colour channel is it.
-            yield frame.rgb, rgba[..., 0]
+            yield frame_rgb(frame), rgba[..., 0]
 
 
 def convert(

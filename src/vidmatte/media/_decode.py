@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import zipfile
 from collections.abc import Iterator
 from fractions import Fraction
@@ -26,10 +27,15 @@ PNG_NAME = re.compile(r"^frame_(\d+)\.png$")
 
 @attrs.frozen
 class DecodedFrame:
-    """One decoded frame: its index, full-resolution RGB, and an optional small RGB copy."""
+    """One decoded frame: its index, full-resolution RGB, and an optional small RGB copy.
+
+    ``rgb`` is ``None`` when the reader was built with ``rgb=False``: the frame
+    is then still in ``source`` (YUV), and :func:`frame_rgb` converts it when
+    someone needs it (alpha and MP4 outputs of 4:2:0 sources never do).
+    """
 
     index: int
-    rgb: NDArray[np.uint8]
+    rgb: NDArray[np.uint8] | None
     small: NDArray[np.uint8] | None = None
     time: float = 0.0
     gray: NDArray[np.uint8] | None = None
@@ -38,6 +44,27 @@ class DecodedFrame:
     """Luma of ``small`` in 0..1 (when asked for)."""
     source: Any = attrs.field(default=None, repr=False, eq=False)
     """The decoded ``av.VideoFrame`` (unrotated frames only): writers reuse its YUV planes."""
+    width: int = 0
+    height: int = 0
+
+
+_local = threading.local()
+
+
+def frame_rgb(frame: DecodedFrame) -> NDArray[np.uint8]:
+    """``frame``'s full-resolution RGB, converted from its source now if the reader skipped it.
+
+    Each thread keeps its own scaler (they are not thread-safe, and rebuilding
+    one per frame is several times slower than the conversion itself).
+    """
+    if frame.rgb is not None:
+        return frame.rgb
+    reformatter = getattr(_local, "rgb", None)
+    if reformatter is None:
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = _local.rgb = VideoReformatter()
+    return _array(reformatter, frame.source, format="rgb24")
 
 
 def _rotate(array: NDArray[np.uint8], rotation: int) -> NDArray[np.uint8]:
@@ -59,6 +86,7 @@ def small_size(width: int, height: int, max_side: int | None) -> tuple[int, int]
 class VideoReader:
     """Decodes a video file frame by frame as RGB arrays.
 
+    ``rgb=False`` skips the full-resolution RGB (see :class:`DecodedFrame`).
     ``max_side`` also delivers a small copy of each frame (longer side
     ``max_side``), scaled by FFmpeg while the frame is still in YUV: cheaper
     than scaling the RGB array.  ``trim`` keeps only frames in ``[start, end)``
@@ -73,6 +101,7 @@ class VideoReader:
         trim: tuple[float, float] | None = None,
         threads: bool = True,
         luma: bool = False,
+        rgb: bool = True,
     ) -> None:
         import av
 
@@ -94,6 +123,7 @@ class VideoReader:
         self.max_side = max_side
         self.trim = trim
         self.luma = luma
+        self.rgb = rgb
         from av.video.reformatter import VideoReformatter
 
         # One reformatter per conversion: each keeps its scaler, which a frame's own
@@ -118,14 +148,15 @@ class VideoReader:
         import numpy as np
 
         rotation = int(getattr(frame, "rotation", 0) or 0) % 360
-        rgb = _array(self._to_rgb, frame, format="rgb24")
+        # Rotated frames are turned here, so they need their RGB now.
+        rgb = _array(self._to_rgb, frame, format="rgb24") if self.rgb or rotation else None
         small = None
         small_gray = None
         target = small_size(frame.width, frame.height, self.max_side)
         if target is not None:
             small = _array(self._to_small, frame, width=target[0], height=target[1], format="rgb24")
         elif self.max_side:
-            small = rgb
+            small = rgb if rgb is not None else _array(self._to_small, frame, format="rgb24")
         gray = _array(self._to_gray, frame, format="gray") if self.luma else None
         if self.luma and small is not None:
             if target is None:
@@ -133,13 +164,16 @@ class VideoReader:
             else:
                 small_gray = _array(self._to_small_gray, frame, width=target[0], height=target[1], format="gray")
         if rotation:
+            assert rgb is not None
             rgb = _rotate(rgb, rotation)
             small = _rotate(small, rotation) if small is not None else None
             gray = _rotate(gray, rotation) if gray is not None else None
             small_gray = _rotate(small_gray, rotation) if small_gray is not None else None
         small_luma = small_gray.astype(np.float32) * np.float32(1 / 255) if small_gray is not None else None
         time = float(frame.time) if frame.time is not None else self._index / float(self.fps)
-        decoded = DecodedFrame(self._index, rgb, small, time, gray, small_luma, None if rotation else frame)
+        width, height = (frame.height, frame.width) if rotation in (90, 270) else (frame.width, frame.height)
+        source = None if rotation else frame
+        decoded = DecodedFrame(self._index, rgb, small, time, gray, small_luma, source, width, height)
         self._index += 1
         return decoded
 

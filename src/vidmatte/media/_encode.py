@@ -36,14 +36,15 @@ class FrameWriter(Protocol):
 
     frames_written: int
 
-    def write(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> None:
+    def write(self, rgb: NDArray[np.uint8] | None, alpha: NDArray[np.uint8], source: Any = None) -> None:
         """Add one frame (RGB plus its matte, 255 = foreground).
 
         ``source`` may be the decoded ``av.VideoFrame`` the RGB came from: alpha
-        formats then reuse its YUV planes instead of converting RGB back.
+        and composite outputs then work on its YUV planes instead of converting
+        RGB back, and ``rgb`` may be ``None`` (converted from ``source`` if needed).
         """
 
-    def prepare(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> Any:
+    def prepare(self, rgb: NDArray[np.uint8] | None, alpha: NDArray[np.uint8], source: Any = None) -> Any:
         """The encoder-ready form of one frame."""
 
     def write_prepared(self, prepared: Any) -> None:
@@ -94,7 +95,7 @@ _VIDEO = {
 def _video_options(codec: str, width: int, height: int, fps: Fraction, alpha: bool) -> dict[str, str]:
     if codec == "libvpx-vp9":
         # Realtime mode: VP9's "good" mode is ~10x slower for little gain on mattes.
-        bitrate = int(min(20e6, max(400e3, width * height * float(fps) * 0.12)))
+        bitrate = int(min(12e6, max(300e3, width * height * float(fps) * 0.07)))
         return {
             "deadline": "realtime",
             "cpu-used": "8",
@@ -155,6 +156,9 @@ class VideoFileWriter:
 
             self._pix_fmt = str(self._stream.pix_fmt)
             self._reformatter = VideoReformatter()
+            # Composite output from a 4:2:0 source: blended in YUV (no RGB conversion either way).
+            self._composite_planes = not self.compositor.alpha and not self.compositor.matte and self.yuv420
+            self._background_planes: list[NDArray[np.uint16]] | None = None
             self._audio: AudioCarrier | None = None
             if audio_from is not None and output.keep_audio:
                 self._audio = AudioCarrier(audio_from, self._container, audio_codec, trim=output.trim)
@@ -163,13 +167,16 @@ class VideoFileWriter:
             self.tmp.unlink(missing_ok=True)
             raise
 
-    def prepare(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> Any:
-        """An ``av.VideoFrame`` for the encoder."""
+    def prepare(self, rgb: NDArray[np.uint8] | None, alpha: NDArray[np.uint8], source: Any = None) -> Any:
+        """An ``av.VideoFrame`` for the encoder, in the stream's pixel format."""
         import av
 
         if self._reuse_planes and _plain_420(source, self.width, self.height):
             frame = _with_alpha(source, alpha)
+        elif self._composite_planes and _plain_420(source, self.width, self.height):
+            frame = self._composite_yuv(source, alpha)
         else:
+            rgb = _rgb(rgb, source)
             if self.yuv420:
                 rgb, alpha = rgb[: self.height, : self.width], alpha[: self.height, : self.width]
             picture = self.compositor.compose(rgb, alpha)
@@ -178,6 +185,33 @@ class VideoFileWriter:
             # Converted here, on the caller's thread, so the encoding thread only encodes.
             frame = self._reformatter.reformat(frame, format=self._pix_fmt)
         return frame
+
+    def _composite_yuv(self, source: Any, alpha: NDArray[np.uint8]) -> Any:
+        """Blend ``source`` over the background plane by plane, in YUV 4:2:0: no RGB round trip."""
+        import av
+        import numpy as np
+
+        if self._background_planes is None:
+            background = av.VideoFrame.from_ndarray(self.compositor.background_rgb(), format="rgb24")
+            planar = self._reformatter.reformat(background, format="yuv420p")
+            self._background_planes = [_plane(planar, i).astype(np.uint16) for i in range(3)]
+        out = av.VideoFrame(source.width, source.height, "yuv420p")
+        weight = alpha.astype(np.uint16)
+        h, w = weight.shape
+        # Chroma is subsampled 2x2: so is the matte that blends it.
+        half = weight[: h - h % 2, : w - w % 2].reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3), dtype=np.uint16)
+        half = (half + 2) >> 2
+        for index in range(3):
+            a = weight if index == 0 else half
+            mixed = _plane(source, index).astype(np.uint16) * a
+            mixed += self._background_planes[index][: a.shape[0], : a.shape[1]] * (255 - a)
+            mixed += 128
+            mixed += mixed >> 8
+            target = _plane(out, index)
+            target[: a.shape[0], : a.shape[1]] = mixed >> 8
+        out.colorspace = source.colorspace
+        out.color_range = source.color_range
+        return out
 
     def write_prepared(self, prepared: Any) -> None:
         """Encode one frame (and the audio up to its end)."""
@@ -189,7 +223,7 @@ class VideoFileWriter:
         if self._audio is not None:
             self._audio.feed_until(self.frames_written / float(self.fps))
 
-    def write(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> None:
+    def write(self, rgb: NDArray[np.uint8] | None, alpha: NDArray[np.uint8], source: Any = None) -> None:
         """Encode one frame (and the audio up to its end)."""
         self.write_prepared(self.prepare(rgb, alpha, source))
 
@@ -241,11 +275,11 @@ class PngWriter:
         # Fast zlib: PNG sizes barely change, encoding gets several times faster.
         self._codec.options = {"compression_level": "1"}
 
-    def prepare(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> bytes:
+    def prepare(self, rgb: NDArray[np.uint8] | None, alpha: NDArray[np.uint8], source: Any = None) -> bytes:
         """The PNG file of one frame."""
         import av
 
-        picture = self.compositor.compose(rgb, alpha)
+        picture = self.compositor.compose(_rgb(rgb, source), alpha)
         frame = av.VideoFrame.from_ndarray(picture, format=self._format)
         return b"".join(bytes(p) for p in self._codec.encode(frame))
 
@@ -262,7 +296,7 @@ class PngWriter:
             raise media_error(self.dest, "cannot be written", exc) from None
         self.frames_written += 1
 
-    def write(self, rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], source: Any = None) -> None:
+    def write(self, rgb: NDArray[np.uint8] | None, alpha: NDArray[np.uint8], source: Any = None) -> None:
         """Encode and store one frame."""
         self.write_prepared(self.prepare(rgb, alpha, source))
 
@@ -279,6 +313,25 @@ class PngWriter:
             self.tmp.unlink(missing_ok=True)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _rgb(rgb: NDArray[np.uint8] | None, source: Any) -> NDArray[np.uint8]:
+    if rgb is not None:
+        return rgb
+    if source is None:
+        raise ValueError("a frame needs its RGB pixels or its decoded source")
+    from vidmatte.media._decode import DecodedFrame, frame_rgb
+
+    return frame_rgb(DecodedFrame(0, None, source=source))
+
+
+def _plane(frame: Any, index: int) -> NDArray[np.uint8]:
+    """A writable view of one plane of an ``av.VideoFrame`` (without its row padding)."""
+    import numpy as np
+
+    plane = frame.planes[index]
+    view: NDArray[np.uint8] = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+    return view[:, : plane.width]
 
 
 def _plain_420(frame: Any, width: int, height: int) -> bool:
