@@ -6,6 +6,10 @@ Under ``cache_dir/<job key>/``:
   the frame indices and their masks (zlib-compressed), written atomically;
 * ``output.<ext>`` (or ``output/`` for PNG) and ``done.json``: the finished
   result and what it is, so any later process can poll and download it.
+
+:func:`prune` keeps the folder from growing: finished outputs go a day after
+they were made (long enough to download them after a crash), kept masks of
+unfinished jobs after a week (long enough to resume without paying again).
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["JobStore", "default_cache_dir"]
+__all__ = ["FINISHED_TTL", "PARTIAL_TTL", "JobStore", "default_cache_dir", "prune"]
+
+FINISHED_TTL = 24 * 3600.0
+"""Seconds a finished output stays in the cache."""
+PARTIAL_TTL = 7 * 24 * 3600.0
+"""Seconds the kept masks of an unfinished job stay in the cache."""
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _SUFFIX = {
@@ -147,3 +156,28 @@ class JobStore:
         if not isinstance(record, dict) or not Path(str(record.get("path", ""))).exists():
             return None
         return record
+
+
+def prune(root: Path, *, now: float | None = None) -> int:
+    """Delete job folders under ``root`` past their time (see the module docstring); returns how many."""
+    import time
+
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        folders = [f for f in root.iterdir() if (f / "masks").is_dir() or (f / "done.json").is_file()]
+    except OSError:
+        return 0
+    for folder in folders:
+        done = folder / "done.json"
+        try:
+            if done.exists():
+                expired = now - done.stat().st_mtime > FINISHED_TTL
+            else:
+                expired = now - folder.stat().st_mtime > PARTIAL_TTL
+        except OSError:
+            continue
+        if expired:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed

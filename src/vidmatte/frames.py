@@ -9,7 +9,8 @@ reports progress, ``cancel`` stops it, ``download`` delivers the file.
 
 Masks already obtained are kept under ``context.cache_dir`` keyed by the
 idempotency key: submitting the same key again after a crash never asks the
-matter again for those frames (never pay twice for a frame).  Request options
+matter again for those frames (never pay twice for a frame).  Finished
+outputs stay there for a day, kept masks of unfinished jobs for a week.  Request options
 ``frame_step`` and ``change_threshold`` send fewer frames to paid matters;
 ``smoothing=False`` and ``refine=False`` turn off temporal smoothing and edge
 refinement.
@@ -29,7 +30,7 @@ import attrs
 
 from vidmatte._frames_pipeline import PipelineRun, RunCounters
 from vidmatte._frames_plan import FramePlan
-from vidmatte._frames_store import JobStore, default_cache_dir
+from vidmatte._frames_store import JobStore, default_cache_dir, prune
 from vidmatte._models import (
     Artefact,
     ArtefactRole,
@@ -93,6 +94,7 @@ class FrameBackend:
         if self._limiter is None and limits.requests_per_second:
             self._limiter = RateLimiter(limits.requests_per_second * 60, clock=context.clock)
         self._jobs: dict[str, _Job] = {}
+        self._pruned = False
 
     @property
     def name(self) -> str:
@@ -179,6 +181,9 @@ class FrameBackend:
         # A failed or cancelled job submitted again resumes: kept masks are reused.
         check_output(request.output)
         plan = FramePlan.from_options(request.options)
+        if not self._pruned:
+            self._pruned = True
+            await asyncio.to_thread(prune, self.cache_dir)
         store = JobStore(self.cache_dir, idempotency_key)
         done = store.done()
         if done is not None:

@@ -295,3 +295,22 @@ def test_estimate_of_bytes_leaves_nothing_behind(clip: Path, tmp_path: Path) -> 
     estimate = asyncio.run(backend.estimate(req))
     assert estimate.amount == Decimal("0.01") * 13  # frames 0, 2, ..., 22 and the last
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.bin"))
+
+
+def test_old_job_folders_are_pruned(tmp_path: Path) -> None:
+    import os
+
+    from vidmatte._frames_store import FINISHED_TTL, PARTIAL_TTL, JobStore, prune
+
+    now = 1_000_000_000.0
+    finished, partial, fresh = (JobStore(tmp_path, key) for key in ("finished", "partial", "fresh"))
+    for store in (finished, partial, fresh):
+        store.open()
+    finished.mark_done({"path": str(tmp_path / "nothing")})
+    os.utime(finished.dir / "done.json", (now - FINISHED_TTL - 1,) * 2)
+    os.utime(partial.dir, (now - PARTIAL_TTL - 1,) * 2)
+    os.utime(fresh.dir, (now - 60,) * 2)
+    unrelated = tmp_path / "keep-me"
+    unrelated.mkdir()
+    assert prune(tmp_path, now=now) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.dir.name, "keep-me"])
