@@ -268,3 +268,55 @@ def test_cli_remove_against_the_emulator(tmp_path: Path, clip: tuple[Path, list[
         assert FAKE_KEY not in result.stdout + result.stderr
         _check_alpha_matches(tmp_path / "out.mov", frames, emulator, strict=False)
         assert emulator.stats(FAKE_KEY).masks == FRAMES + 1
+
+
+class _CostHooks:
+    """A plugin recording the cost hooks."""
+
+    def __init__(self) -> None:
+        self.estimated: list[Decimal] = []
+        self.incurred: list[Decimal] = []
+
+    @vidmatte.hookimpl
+    def vidmatte_cost_estimated(self, job_key: str, backend: str, request: MattingRequest, cost: vidmatte.Cost) -> None:
+        self.estimated.append(cost.amount)
+
+    @vidmatte.hookimpl
+    def vidmatte_cost_incurred(
+        self, job_key: str, backend: str, cost: vidmatte.Cost, snapshot: vidmatte.JobSnapshot | None
+    ) -> None:
+        self.incurred.append(cost.amount)
+
+
+def test_client_reports_planned_and_charged_costs_through_the_hooks(
+    tmp_path: Path, clip: tuple[Path, list[NDArray[np.uint8]]]
+) -> None:
+    source, _ = clip
+    hooks = _CostHooks()
+    plugins = vidmatte.load_plugins()
+    plugins.register(hooks, name="cost-recorder")
+    with running_emulator(EmulatorConfig(script=["drop-after"])) as emulator:
+        settings = vidmatte.Settings(
+            backend="prama",
+            backends={"prama": {"base_url": emulator.base_url, "max_side": MAX_SIDE, "price_per_image": "0.004"}},
+        )
+
+        async def main() -> vidmatte.Cost:
+            async with vidmatte.AsyncClient(
+                settings=settings,
+                plugins=plugins,
+                environ={"PRAMA_API_KEY": FAKE_KEY},
+                cache_dir=tmp_path / "cache",
+                journal=False,
+            ) as client:
+                result = await client.remove(source, tmp_path / "out.mov", options={"frame_step": 3}, timeout=120)
+                return result.cost
+
+        cost = asyncio.run(main())
+        planned = len(range(0, FRAMES, 3)) + 1
+        assert hooks.estimated == [Decimal("0.004") * planned]
+        # Charged: the frames that returned a mask to us.  (The emulator also charged the
+        # answer it dropped after making it: a provider-side charge we never saw.)
+        assert hooks.incurred == [Decimal("0.004") * planned]
+        assert cost.amount == Decimal("0.004") * planned
+        assert emulator.stats(FAKE_KEY).masks == planned + 1
