@@ -52,7 +52,17 @@ def client_kwargs(h: Harness, replay: Replay | None) -> dict[str, Any]:
         "transport": replay.transport if replay is not None else None,
         "environ": dict(h.subject.env),
         "cache_dir": cache,
+        **({} if h.subject.virtual_time else {"scheduler": brisk_scheduler()}),
     }
+
+
+def brisk_scheduler() -> Any:
+    """A scheduler polling every fraction of a second: for jobs that compute in this process on
+    real time, where the default plan (tuned for minute-scale remote jobs) would wait seconds."""
+    from vidmatte._pollplan import PollPolicy
+
+    policy = PollPolicy(prior_queue=0.0, prior_speed=0.05, target_gap=0.05, max_gap=0.2, unknown_first=0.05)
+    return vidmatte.Scheduler(policy=policy)
 
 
 def sync_client(h: Harness, replay: Replay | None) -> Any:
