@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import assert_meaningful_alpha
+from aigateway_media import assert_meaningful_alpha
 from vidmatte_aigateway.emulator import EMULATOR_KEY, EmulatorConfig, emulator_thread
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from aigateway_media import assert_meaningful_alpha
 from aiohttp import web
-from conftest import assert_meaningful_alpha
 from vidmatte_aigateway import verify_webhook
 from vidmatte_aigateway.emulator import EMULATOR_KEY, Emulator, EmulatorConfig, Fault, run_emulator
 from vidmatte_aigateway.emulator._media import local_engine_available

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import assert_meaningful_alpha
+from aigateway_media import assert_meaningful_alpha
 from vidmatte_aigateway import AigatewayBackend, load_settings
 from vidmatte_aigateway.emulator import EMULATOR_KEY, EmulatorConfig, run_emulator
 
