@@ -320,3 +320,32 @@ def test_client_reports_planned_and_charged_costs_through_the_hooks(
         assert hooks.incurred == [Decimal("0.004") * planned]
         assert cost.amount == Decimal("0.004") * planned
         assert emulator.stats(FAKE_KEY).masks == planned + 1
+
+
+def test_bytes_source(tmp_path: Path, clip: tuple[Path, list[NDArray[np.uint8]]]) -> None:
+    source, frames = clip
+    with running_emulator(EmulatorConfig()) as emulator:
+        context = _context(emulator, tmp_path / "cache")
+
+        async def main() -> vidmatte.JobSnapshot:
+            backend = create_backend(context)
+            try:
+                output = OutputSpec(format=OutputFormat.MOV)
+                request = MattingRequest(
+                    Source(data=source.read_bytes()), output, {"smoothing": False, "refine": False}
+                )
+                handle = await backend.submit(request, idempotency_key="bytes")
+                for _ in range(1200):
+                    snapshot = await backend.poll(handle)
+                    if snapshot.state.is_terminal:
+                        break
+                    await asyncio.sleep(0.05)
+                artefact = snapshot.artefact()
+                assert artefact is not None
+                await backend.download(handle, artefact, tmp_path / "out.mov")
+                return snapshot
+            finally:
+                await backend.aclose()
+
+        assert asyncio.run(main()).state is JobState.SUCCEEDED
+        _check_alpha_matches(tmp_path / "out.mov", frames, emulator, strict=True)

@@ -13,10 +13,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vidmatte import Clock, Cost, CostKind, FrameLimits, LoopClock, RateLimiter
-from vidmatte.errors import ProtocolError, RequestRejectedError, VidmatteError
+from vidmatte.errors import ConfigurationError, ProtocolError, RequestRejectedError, VidmatteError
 from vidmatte.http import RetryPolicy, create_client, read_json, send
 from vidmatte_prama._codec import MaskDecodeError, decode_mask, encode_frame, scale_mask
-from vidmatte_prama._settings import PramaSettings
+from vidmatte_prama._settings import API_KEY_ENV, PramaSettings
 
 __all__ = ["BACKEND_NAME", "PramaMatter"]
 
@@ -51,9 +51,6 @@ class PramaMatter:
         rng: random.Random | None = None,
     ) -> None:
         if not settings.api_key:
-            from vidmatte.errors import ConfigurationError
-            from vidmatte_prama._settings import API_KEY_ENV
-
             raise ConfigurationError(f"the prama backend needs an API key: set {API_KEY_ENV}")
         self._settings = settings.check()
         self._key = settings.api_key

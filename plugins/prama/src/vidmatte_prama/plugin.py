@@ -9,13 +9,13 @@ from vidmatte_prama._settings import API_KEY_ENV, BASE_URL_ENV, load_settings
 __all__ = ["CAPABILITIES", "create_backend", "create_matter", "vidmatte_register_backends"]
 
 CAPABILITIES = Capabilities(
-    input_modes=frozenset({InputMode.FILE}),
+    input_modes=frozenset({InputMode.FILE, InputMode.BYTES}),
     cancel=True,
     # Frames already matted were paid for, whatever becomes of the job.
     failed_jobs_charged=True,
     cancelled_jobs_charged=True,
 )
-"""What the frame pipeline offers over Prama: every output format, from local files."""
+"""What the frame pipeline offers over Prama: every output format, from local files or bytes."""
 
 
 def create_matter(context: BackendContext) -> PramaMatter:
@@ -39,7 +39,10 @@ def vidmatte_register_backends() -> list[BackendSpec]:
         BackendSpec(
             name=BACKEND_NAME,
             factory=create_backend,
-            summary="Prama Labs image API (BackgroundErase/BEN), your own key: video by frame fan-out",
+            summary=(
+                "Prama Labs image API (BackgroundErase/BEN), your own key: video by frame fan-out "
+                "(paid per image; set price_per_image, USD 0.01 assumed)"
+            ),
             capabilities=CAPABILITIES,
             secret_settings=("api_key",),
             env_vars=(API_KEY_ENV, BASE_URL_ENV),
