@@ -455,3 +455,39 @@ def test_the_key_never_leaks(caplog: pytest.LogCaptureFixture) -> None:
     for text in [*seen, caplog.text]:
         assert KEY not in text
         assert "0123456789abcdef" not in text
+
+
+def test_refresh_asks_the_signed_url_endpoint_when_the_job_says_nothing_new(tmp_path: Path) -> None:
+    router = respx.Router()
+    poll = router.get(f"{API}/v1/jobs/job_1").respond(304)
+    signed = router.get(f"{FILE}/signed", params={"expires_in": "3600"}).respond(
+        200, json={"url": FILE + "?sig=fresh", "expires_at": "2099-01-01T00:00:00Z"}
+    )
+    router.get(FILE, params={"sig": "old"}).respond(403, json={"error": {"code": "url_expired"}})
+    router.get(FILE, params={"sig": "fresh"}).respond(200, content=b"fresh-bytes")
+
+    async def main() -> None:
+        backend = make(router)
+        await backend.download(HANDLE, _artefact(FILE + "?sig=old"), tmp_path / "out.webm")
+        await backend.aclose()
+
+    run(main)
+    assert poll.call_count == 1
+    assert signed.calls.last.request.headers["Authorization"] == f"Bearer {KEY}"
+    assert (tmp_path / "out.webm").read_bytes() == b"fresh-bytes"
+
+
+def test_a_failed_job_has_no_result_to_refresh(tmp_path: Path) -> None:
+    router = respx.Router()
+    router.get(f"{API}/v1/jobs/job_1").respond(200, json=job("failed", error="gone"))
+    router.get(FILE).respond(410)
+
+    async def main() -> None:
+        backend = make(router)
+        try:
+            await backend.download(HANDLE, _artefact(), tmp_path / "out.webm")
+        finally:
+            await backend.aclose()
+
+    with pytest.raises(NotFoundError, match="failed now"):
+        run(main)

@@ -335,3 +335,23 @@ def test_command_line_entry_point() -> None:
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_latency_switch_and_fault() -> None:
+    async def body(emulator: Emulator, client: httpx.AsyncClient, url: str) -> None:
+        loop = asyncio.get_running_loop()
+        emulator.configure(latency=0.15)
+        started = loop.time()
+        await client.get("/v1/jobs/job_x", headers=AUTH)
+        assert loop.time() - started >= 0.15
+        emulator.configure(latency=0.0)
+        emulator.inject("latency", route="poll", seconds=0.25)
+        started = loop.time()
+        await client.get("/v1/jobs/job_x", headers=AUTH)
+        assert loop.time() - started >= 0.25
+        started = loop.time()
+        await client.get("/v1/jobs/job_x", headers=AUTH)
+        assert loop.time() - started < 0.25
+        assert emulator.stats()["faults"] == {"latency": 1}
+
+    with_emulator(config(), body)

@@ -42,7 +42,7 @@ from vidmatte.errors import (
     VidmatteError,
 )
 from vidmatte.http import RetryPolicy, create_client, read_json, send, stream_to_file
-from vidmatte_aigateway._parse import STATES, evolve_unchanged, parse_job
+from vidmatte_aigateway._parse import STATES, evolve_unchanged, parse_job, parse_timestamp
 from vidmatte_aigateway._schema import pick_input_field
 from vidmatte_aigateway._settings import AUTO, AigatewaySettings
 
@@ -340,7 +340,8 @@ class AigatewayBackend:
         return urlsplit(url).path.startswith("/v1/files/")
 
     async def _refresh(self, handle: JobHandle, stale: Artefact, refreshes: int) -> tuple[Artefact, int]:
-        """A fresh URL for ``stale`` by re-reading the job (waiting out a 304 if need be)."""
+        """A fresh URL for ``stale``: re-read the job (documented); when that gives nothing new
+        yet (a 304 right after the last poll, or the same URL), ask the signed-URL endpoint."""
         if refreshes >= _REFRESHES:
             raise NotFoundError(
                 "the result URL stayed expired after re-reading the job", backend=NAME, job_id=handle.job_id
@@ -358,10 +359,31 @@ class AigatewayBackend:
                 raise NotFoundError(
                     f"the job is {snapshot.state.value} now: its result is gone", backend=NAME, job_id=handle.job_id
                 )
-            # A 304 (or the same URL): the gateway has not re-signed yet; ask again later.
+            signed = await self._signed(handle, stale)
+            if signed is not None and signed.url != stale.url:
+                return signed, refreshes + 1
             await self._clock.sleep(snapshot.poll_after or self._settings.min_poll_interval)
         # The gateway keeps giving the same URL: try it again anyway, counting the refresh.
         return attrs.evolve(stale, expires_at=None), refreshes + 1
+
+    async def _signed(self, handle: JobHandle, stale: Artefact) -> Artefact | None:
+        """``GET /v1/files/jobs/{job}/{file}/signed?expires_in=3600`` next to the file, when the
+        result is such a file on one of the gateway's hosts (GUESS: the endpoint lives where the
+        files do; a file elsewhere never gets the key)."""
+        parts = urlsplit(stale.url)
+        path = parts.path.rstrip("/")
+        pieces = path.split("/")
+        if len(pieces) != 6 or pieces[1:4] != ["v1", "files", "jobs"] or _origin(stale.url) not in self._trusted:
+            return None
+        url = f"{parts.scheme}://{parts.netloc}{path}/signed?expires_in=3600"
+        response = await self._send("GET", url, job_id=handle.job_id, ok_statuses=frozenset({404, 405}))
+        if response.status_code in {404, 405}:
+            return None
+        answer = read_json(response, backend=NAME, job_id=handle.job_id)
+        fresh = answer.get("url") if isinstance(answer, dict) else None
+        if not isinstance(fresh, str) or not fresh:
+            return None
+        return attrs.evolve(stale, url=fresh, expires_at=parse_timestamp(answer.get("expires_at")))
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
