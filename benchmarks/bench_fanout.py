@@ -252,11 +252,11 @@ def economy(work: Path, quick: bool) -> None:
             print(f"{name:<24}{calls:>6}{1 - calls / total:>8.0%}{np.mean(diffs):>12.2%}{max(diffs):>13.2%}{iou:>7.3f}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run both parts."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller runs (about 30 s)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as folder:
         work = Path(folder)
         throughput(work, args.quick)
