@@ -302,12 +302,15 @@ def test_client_reports_planned_and_charged_costs_through_the_hooks(
         )
 
         async def main() -> vidmatte.Cost:
+            # The default poll placement expects minute-scale remote jobs; this one takes a second.
+            policy = vidmatte.PollPolicy(prior_queue=0.2, prior_speed=0.2, target_gap=0.2, max_gap=0.5)
             async with vidmatte.AsyncClient(
                 settings=settings,
                 plugins=plugins,
                 environ={"PRAMA_API_KEY": FAKE_KEY},
                 cache_dir=tmp_path / "cache",
                 journal=False,
+                scheduler=vidmatte.Scheduler(policy=policy),
             ) as client:
                 result = await client.remove(source, tmp_path / "out.mov", options={"frame_step": 3}, timeout=120)
                 return result.cost

@@ -42,6 +42,15 @@ def test_health(emulator: Emulator) -> None:
     assert body["masks"] == "synthetic"
 
 
+@pytest.mark.parametrize("host", ["api.backgrounderase.com", "api.backgrounderase.net"])
+def test_both_hosts_paths(emulator: Emulator, square_frame: NDArray[np.uint8], host: str) -> None:
+    files = {"image_file": ("f.jpg", _jpeg(square_frame), "image/jpeg")}
+    headers = {"x-api-key": FAKE_KEY, "host": host}
+    response = httpx.post(emulator.base_url + "/v2", headers=headers, files=files, data={"channels": "alpha"})
+    assert response.status_code == 200
+    assert httpx.get(emulator.base_url + "/v2/health", headers={"host": host}).status_code == 200
+
+
 def test_multipart_alpha_returns_the_mask_png(emulator: Emulator, square_frame: NDArray[np.uint8]) -> None:
     response = _post(emulator, square_frame, channels="alpha")
     assert response.status_code == 200
