@@ -201,6 +201,8 @@ def throughput(work: Path, quick: bool) -> None:
             rejected = counters["statuses"].get("429", 0)
             rows.append((name, count, count / seconds, cpu * 1000 / count, rejected))
     baseline = rows[0][2]
+    ceiling = 1 / LATENCY
+    print(f"(one request at a time cannot pass 1/latency = {ceiling:.1f} frames/s, {ceiling / LIMIT:.0%} of the limit)")
     print(
         f"{'client':<32}{'frames':>7}{'frames/s':>10}{'of limit':>10}{'vs sample':>11}{'429s':>6}{'CPU ms/frame':>14}"
     )
