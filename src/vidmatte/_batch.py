@@ -169,6 +169,20 @@ def check_output_dir(out_dir: Path) -> None:
         raise MediaError(f"output folder {str(out_dir)!r} is not writable")
 
 
+def _sweep(dest: Path) -> None:
+    """Remove half-written temporaries of ``dest`` left by a killed run (they are never the output)."""
+    for leftover in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):
+        try:
+            if leftover.is_dir():
+                import shutil
+
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+        except OSError:  # best effort: a leftover is harmless, only untidy
+            pass
+
+
 def _output_intact(record: JobRecord) -> bool:
     if record.dest is None:
         return False
@@ -209,6 +223,7 @@ async def run_batch(
             started = time.monotonic()
             job_key: str | None = None
             status = "done"
+            _sweep(item.dest)
             try:
                 try:
                     digest = await asyncio.to_thread(file_sha256, item.source)

@@ -362,9 +362,14 @@ class AsyncClient:
         try:
             handle = await live.submit(request, idempotency_key=job_key)
         except VidmatteError as exc:
-            if not exc.retryable:
+            if _refused(exc):
                 # Refused outright: nothing ran, nothing is owed.
                 hook.vidmatte_cost_incurred(job_key=job_key, backend=live.name, cost=Cost.zero(), snapshot=None)
+                self._note(job_key, exc)
+            else:
+                # The job may exist (a lost answer, a torn connection): its outcome is unknown until
+                # a resume reconciles it by submitting again under the same key.  Nothing is settled.
+                self._note(job_key, VidmatteError(f"submit outcome unknown: {exc}"))
             raise
         self._pending[(live.name, handle.job_id)] = _Pending(job_key, request, estimate)
         self._emit(JobEvent(EventKind.SUBMITTED, live.name, job_key, handle=handle))
@@ -563,8 +568,16 @@ class AsyncClient:
         With a journal, every step is recorded first, so :meth:`resume` can finish
         the job after a crash; ``input_key`` tags it for batch runs.
         """
-        request = self.request(
-            source, dest=dest, format=format, background=background, keep_audio=keep_audio, trim=trim, options=options
+        # Probing reads the file: off the event loop, so many jobs start side by side.
+        request = await asyncio.to_thread(
+            self.request,
+            source,
+            dest=dest,
+            format=format,
+            background=background,
+            keep_audio=keep_audio,
+            trim=trim,
+            options=options,
         )
         self._ensure_writable(Path(dest))
         live = self.backend(backend)
@@ -644,6 +657,19 @@ class AsyncClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+_NOT_REFUSALS = frozenset({408, 409, 425, 429})
+"""4xx statuses that do not prove the submit created nothing (timeouts, conflicts, rate limits)."""
+
+
+def _refused(error: VidmatteError) -> bool:
+    """True when ``error`` proves the submit started nothing: raised before sending, or a definite
+    4xx answer.  Anything else (a torn connection, an unreadable answer, 5xx) leaves it unknown."""
+    if isinstance(error, ConfigurationError | UnsupportedCapabilityError | MediaError):
+        return True
+    status = error.status_code
+    return not error.retryable and status is not None and 400 <= status < 500 and status not in _NOT_REFUSALS
 
 
 def _unit_price(backend: MattingBackend) -> Decimal | None:

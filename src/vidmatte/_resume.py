@@ -97,7 +97,7 @@ async def resume_job(client: AsyncClient, record: JobRecord, *, timeout: float |
         except NotFoundError:
             submit = True
     if submit:
-        request = request_of(client, record, probe=True)
+        request = await asyncio.to_thread(request_of, client, record, probe=True)
         handle = await client.submit(request, backend=record.backend, idempotency_key=key)
     else:
         assert handle is not None
