@@ -203,3 +203,35 @@ def test_real_masks_through_the_local_engine(tmp_path: object) -> None:
     outside = np.concatenate([mask[:, :left].ravel(), mask[:, right:].ravel()]).astype(float).mean()
     assert inside > 40
     assert outside < 10
+
+
+@pytest.mark.parametrize(
+    ("request_format", "json_field"), [("multipart", "image"), ("json", "image"), ("json", "image_base64")]
+)
+def test_matter_on_a_real_socket(emulator: Emulator, request_format: str, json_field: str) -> None:
+    import asyncio
+
+    from vidmatte_prama import PramaMatter, PramaSettings
+
+    frame = np.full((1080, 1920, 3), 30, np.uint8)
+    frame[200:900, 600:1100] = 220
+    settings = PramaSettings(
+        api_key=FAKE_KEY, base_url=emulator.base_url, request_format=request_format, json_field=json_field
+    )
+
+    async def main() -> NDArray[np.uint8]:
+        matter = PramaMatter(settings)
+        try:
+            (mask,) = await matter.matte([frame])
+            return mask
+        finally:
+            await matter.aclose()
+
+    mask = asyncio.run(main())
+    (record,) = emulator.records
+    assert record.image_size == (1024, 576)  # resized before upload, aspect kept
+    assert mask.shape == (1080, 1920)  # scaled back
+    expected = np.asarray(Image.fromarray(record.mask).resize((1920, 1080), Image.Resampling.BILINEAR))
+    assert np.abs(mask.astype(int) - expected.astype(int)).max() <= 1
+    assert mask[550, 850] == 255
+    assert mask[100, 100] == 0
