@@ -8,6 +8,12 @@ is placed again: never before the declared minimum poll interval, a
 ``poll_after`` hint or a ``Retry-After``; otherwise where the backend's learned
 speed model says completion is likely (:mod:`vidmatte._pollplan`).  A job whose
 deadline passes is cancelled remotely and fails with :class:`JobTimeoutError`.
+
+Before the model has learned anything its prior may be off by any factor (a
+faster tier, a slower model), so a few jobs explore: they are polled on the
+gateway SDK's geometric backoff, which finds completions at any time scale.
+Once the model's prediction moves materially, every waiting job is planned
+again (its old timer entry goes stale and is skipped).
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ _log = logging.getLogger("vidmatte")
 
 _MAX_POLL_ERRORS = 8
 """Consecutive failed polls of one job before the error is raised to its waiter."""
+_REPLAN_CHANGE = 0.2
+"""Relative change of the model's typical prediction that re-plans every waiting job."""
 
 
 @attrs.define
@@ -53,9 +61,12 @@ class SchedulerStats:
 class _Job:
     __slots__ = (
         "deadline",
+        "due",
         "errors",
+        "explore",
         "future",
         "handle",
+        "in_flight",
         "last_poll",
         "on_snapshot",
         "plan",
@@ -63,6 +74,7 @@ class _Job:
         "snapshot",
         "state",
         "submitted_mono",
+        "token",
     )
 
     def __init__(
@@ -84,6 +96,12 @@ class _Job:
         self.prev_poll: float | None = None
         self.plan: list[float] = []
         self.errors = 0
+        self.explore = False
+        """Polled on the geometric backoff to teach a model that knows nothing yet."""
+        self.in_flight = False
+        self.token = -1
+        self.due = 0.0
+        """The sequence number of the job's live timer entry (older entries are stale)."""
 
 
 class _Lane:
@@ -102,6 +120,9 @@ class _Lane:
         self.jobs: set[_Job] = set()
         """Jobs waiting on this lane (the budget is shared among them)."""
         self.stats = SchedulerStats()
+        self.explorers = 0
+        self.planned_with: float | None = None
+        """The model's typical prediction when the waiting jobs were planned."""
 
 
 class Scheduler:
@@ -188,23 +209,51 @@ class Scheduler:
     def _plan_job(self, lane: _Lane, job: _Job) -> None:
         lane.jobs.add(job)
         duration = job.handle.media_duration
+        job.plan = []
         if duration is None or duration <= 0:
-            job.plan = []
             return
+        if lane.model.learned < self._policy.min_samples and lane.explorers < self._policy.min_samples:
+            lane.explorers += 1
+            job.explore = True
+            return
+        job.explore = False
+        if lane.planned_with is None:
+            lane.planned_with = lane.model.predict(60.0)
         offsets = lane.model.plan(duration, self._points(lane))
         job.plan = [job.submitted_mono + offset for offset in offsets]
+
+    def _maybe_replan(self, lane: _Lane) -> None:
+        """Plan every waiting job again when the model's prediction moved materially."""
+        if lane.model.learned < self._policy.min_samples:
+            return
+        typical = lane.model.predict(60.0)
+        if lane.planned_with is not None and abs(typical - lane.planned_with) <= _REPLAN_CHANGE * lane.planned_with:
+            return
+        lane.planned_with = typical
+        now = self._clock.monotonic()
+        for job in list(lane.jobs):
+            if job.in_flight or job.future.done():
+                continue
+            self._plan_job(lane, job)
+            # Only ever bring a look forward: a job past its new window keeps the look it has
+            # (re-planning "from now" would push overdue jobs back again and again).
+            due = self._next_due(lane, job, now, hint=None)
+            if due < job.due:
+                self._push(lane, job, due)
 
     def _next_due(self, lane: _Lane, job: _Job, now: float, hint: float | None) -> float:
         earliest = now
         if job.last_poll is not None:
-            earliest = max(earliest, job.last_poll + lane.min_interval)
+            # A hair over the minimum: float rounding (or the provider's clock) must not turn
+            # a poll exactly at the minimum into a "304 Not Modified".
+            earliest = max(earliest, job.last_poll + lane.min_interval * 1.01 + 1e-6)
         if hint is not None:
             earliest = max(earliest, now + hint)
         while job.plan and job.plan[0] < earliest:
             job.plan.pop(0)
         if job.plan:
             due = job.plan.pop(0)
-        elif job.handle.media_duration and job.handle.media_duration > 0:
+        elif job.handle.media_duration and job.handle.media_duration > 0 and not job.explore:
             # Past every planned point: gaps grow with the time already spent.
             elapsed = max(lane.min_interval, now - job.submitted_mono)
             gap = min(self._policy.max_gap, elapsed * (self._policy.growth - 1.0))
@@ -214,8 +263,9 @@ class Scheduler:
                 gap = min(gap, max(lane.min_interval, 6.0 * len(lane.jobs) / lane.limiter.rate))
             due = now + gap
         else:
-            # Unknown duration: the gateway SDK's own backoff (2 s x1.5 to 30 s).
-            previous = 0.0 if job.last_poll is None else now - job.last_poll
+            # Unknown duration, or exploring: the gateway SDK's own backoff (2 s x1.5 to 30 s).
+            # The gap grows from the previous gap (not from the poll's round trip).
+            previous = 0.0 if job.last_poll is None or job.prev_poll is None else job.last_poll - job.prev_poll
             due = now + min(30.0, max(self._policy.unknown_first, previous * 1.5))
         if job.snapshot is not None and job.snapshot.progress and 0.0 < job.snapshot.progress < 1.0:
             # The provider reports progress: extrapolate the finish linearly.
@@ -227,7 +277,9 @@ class Scheduler:
         return max(due, earliest)
 
     def _push(self, lane: _Lane, job: _Job, due: float) -> None:
-        heapq.heappush(lane.heap, (due, next(self._seq), job))
+        job.token = next(self._seq)
+        job.due = due
+        heapq.heappush(lane.heap, (due, job.token, job))
         if lane.driver is None or lane.driver.done():
             lane.driver = asyncio.get_running_loop().create_task(self._drive(lane))
         lane.wakeup.set()
@@ -236,10 +288,11 @@ class Scheduler:
 
     async def _drive(self, lane: _Lane) -> None:
         while lane.heap:
-            due, _, job = lane.heap[0]
-            if job.future.done():
+            due, token, job = lane.heap[0]
+            if job.future.done() or token != job.token:
                 heapq.heappop(lane.heap)
-                lane.jobs.discard(job)
+                if job.future.done():
+                    lane.jobs.discard(job)
                 continue
             now = self._clock.monotonic()
             if due > now + 1e-6:
@@ -257,6 +310,7 @@ class Scheduler:
                 await self._clock.sleep(wait)
                 continue
             heapq.heappop(lane.heap)
+            job.in_flight = True
             await lane.concurrency.acquire()
             job.prev_poll, job.last_poll = job.last_poll, now
             self._spawn(self._poll(lane, job))
@@ -294,6 +348,7 @@ class Scheduler:
                 lane.jobs.discard(job)
                 return
         finally:
+            job.in_flight = False
             lane.concurrency.release()
         now = self._clock.monotonic()
         self._push(lane, job, self._next_due(lane, job, now, hint))
@@ -328,6 +383,9 @@ class Scheduler:
                 lane.model.record_window(
                     job.handle.media_duration, lower - job.submitted_mono, seen - job.submitted_mono
                 )
+                self._finish(lane, job, snapshot=snapshot)
+                self._maybe_replan(lane)
+                return None
             self._finish(lane, job, snapshot=snapshot)
             return None
         return snapshot.poll_after
