@@ -271,6 +271,9 @@ def map_transport_errors(
         yield
     except httpx.TransportError as exc:
         message = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, *secrets)
+        # The original stays reachable as __context__: scrub its text too, it may quote a URL
+        # or header holding a secret.
+        exc.args = tuple(redact(str(arg), *secrets) for arg in exc.args)
         raise TransientError(f"network error: {message}", backend=backend, job_id=job_id) from None
 
 
@@ -395,6 +398,10 @@ async def stream_to_file(
                     )
             finally:
                 await response.aclose()
+        # mkstemp makes the file private (0600); a finished download gets the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -139,3 +139,37 @@ def test_plain_http_is_refused_except_on_loopback(url: str) -> None:
     with pytest.raises(ConfigurationError, match="https"):
         check_base_url(url, setting="base_url")
     assert check_base_url("http://127.0.0.1:8080/", setting="base_url") == "http://127.0.0.1:8080"
+
+
+def test_network_errors_keep_no_trace_of_a_secret() -> None:
+    secret = "sk-hidden-987654321"
+    router = respx.Router()
+    router.get(f"{BASE}/jobs/1").mock(side_effect=httpx.ConnectError(f"failed for https://x/?key={secret}"))
+
+    async def main() -> None:
+        async with _client(router) as client:
+            await send(
+                client,
+                lambda: client.build_request("GET", "/jobs/1"),
+                backend="t",
+                policy=RetryPolicy(attempts=1),
+                secrets=(secret,),
+            )
+
+    with pytest.raises(TransientError) as info:
+        run_virtual(main())
+    assert secret not in str(info.value)
+    assert info.value.__suppress_context__
+    assert secret not in repr(info.value.__context__)
+
+
+def test_finished_downloads_get_the_usual_file_mode(tmp_path: Path) -> None:
+    router = respx.Router()
+    router.get(f"{BASE}/ok").mock(return_value=httpx.Response(200, content=b"data"))
+
+    async def main() -> None:
+        async with _client(router) as client:
+            await stream_to_file(client, client.build_request("GET", "/ok"), tmp_path / "ok.bin", backend="t")
+
+    run_virtual(main())
+    assert (tmp_path / "ok.bin").stat().st_mode & 0o044 == 0o044
