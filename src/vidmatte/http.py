@@ -241,6 +241,17 @@ def check_base_url(url: str, *, setting: str) -> str:
     raise ConfigurationError(f"{setting} must be an https:// URL (plain http only on loopback), got {url!r}")
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it (``os.umask`` to read is racy with threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
 def create_client(
     *,
     base_url: str = "",
@@ -399,9 +410,7 @@ async def stream_to_file(
             finally:
                 await response.aclose()
         # mkstemp makes the file private (0600); a finished download gets the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
