@@ -25,13 +25,12 @@ def test_defaults_and_env() -> None:
     assert KEY not in repr(settings)
 
 
-def test_section_wins_over_environment() -> None:
-    settings = load_settings(
-        {"api_key": "sk-aig-from-config", "base_url": "http://127.0.0.1:9/"},
-        {"AIGATEWAY_API_KEY": KEY, "AIGATEWAY_BASE_URL": "https://elsewhere.example"},
-    )
-    assert settings.api_key == "sk-aig-from-config"
-    assert settings.base_url == "http://127.0.0.1:9"
+def test_environment_wins_over_section() -> None:
+    section = {"api_key": "sk-aig-from-config", "base_url": "http://127.0.0.1:9/"}
+    settings = load_settings(section, {"AIGATEWAY_API_KEY": KEY, "AIGATEWAY_BASE_URL": "https://elsewhere.example"})
+    assert settings.api_key == KEY
+    assert settings.base_url == "https://elsewhere.example"
+    assert load_settings(section, {}).api_key == "sk-aig-from-config"
 
 
 def test_missing_key_names_the_variable() -> None:

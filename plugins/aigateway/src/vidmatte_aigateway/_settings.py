@@ -76,14 +76,15 @@ class AigatewaySettings:
 
 
 def load_settings(settings: Mapping[str, Any], env: Mapping[str, str]) -> AigatewaySettings:
-    """Structure ``[backends.aigateway]`` plus the environment, and check every value.
+    """Structure ``[backends.aigateway]`` and the environment (which wins), and check every value.
 
     A missing key, a non-HTTPS host or an overlong tag is a one-line
     :class:`~vidmatte.errors.ConfigurationError`; the key itself is never quoted.
     """
     data = dict(settings)
+    # The environment wins over the file, as for every vidmatte setting.
     for name, variable in (("api_key", API_KEY_ENV), ("base_url", BASE_URL_ENV), ("media_url", MEDIA_URL_ENV)):
-        if not data.get(name) and env.get(variable):
+        if env.get(variable):
             data[name] = env[variable]
     parsed = structure_settings(AigatewaySettings, data, where="backends.aigateway")
     key = (parsed.api_key or "").strip()
