@@ -46,7 +46,8 @@ MEMORY = ":memory:"
 """The path of a journal kept only for the life of the process (budgets without a file)."""
 
 _SCHEMA_VERSION = 1
-_BUSY_TIMEOUT_MS = 15_000
+_BUSY_TIMEOUT = 15.0
+"""Seconds a write waits for another process's transaction before the journal is reported locked."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -248,9 +249,10 @@ class Journal:
     Open it with :meth:`open`; every error is a one-line :class:`JournalError`.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str, busy_timeout: float = _BUSY_TIMEOUT) -> None:
         self._conn = conn
         self.path = path
+        self.busy_timeout = busy_timeout
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -259,8 +261,12 @@ class Journal:
     # -- opening -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> Journal:
-        """Open (creating when missing) the journal at ``path`` (default: the user data dir)."""
+    def open(cls, path: str | Path | None = None, *, busy_timeout: float = _BUSY_TIMEOUT) -> Journal:
+        """Open (creating when missing) the journal at ``path`` (default: the user data dir).
+
+        ``busy_timeout`` is how long a write waits for another process before the
+        journal is reported locked.
+        """
         where = str(path) if path is not None else str(default_journal_path())
         if where != MEMORY:
             folder = Path(where).expanduser().parent
@@ -271,12 +277,10 @@ class Journal:
             if Path(where).is_dir():
                 raise JournalError(f"journal {where!r} is a folder, not a file")
         try:
-            conn = sqlite3.connect(
-                where, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(where, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise JournalError(f"journal {where!r} cannot be opened ({exc})") from None
-        journal = cls(conn, where)
+        journal = cls(conn, where, busy_timeout)
         try:
             journal._setup()
         except JournalError:
@@ -288,31 +292,41 @@ class Journal:
         conn = self._conn
         conn.row_factory = sqlite3.Row
         try:
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             if self.path != MEMORY:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     raise JournalError(f"journal {self.path!r}: cannot switch to WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
-            with self._write():
-                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-                    conn.execute(statement)
-                row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-                if row is None:
-                    conn.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(_SCHEMA_VERSION),))
-                elif int(row[0]) > _SCHEMA_VERSION:
-                    raise JournalError(
-                        f"journal {self.path!r} was written by a newer vidmatte (schema {row[0]}); upgrade vidmatte"
-                    )
+            version = self._schema_version()
+            if version is None:
+                # Only a new journal needs the write lock here: opening one another process is
+                # writing to (to list jobs, say) must not wait for it.
+                with self._write():
+                    for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                        conn.execute(statement)
+                    if self._schema_version() is None:
+                        conn.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(_SCHEMA_VERSION),))
+            elif version > _SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {self.path!r} was written by a newer vidmatte (schema {version}); upgrade vidmatte"
+                )
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+
+    def _schema_version(self) -> int | None:
+        exists = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        if exists is None:
+            return None
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return None if row is None else int(row[0])
 
     def _error(self, exc: sqlite3.Error) -> JournalError:
         text = str(exc)
         lowered = text.lower()
         if "locked" in lowered or "busy" in lowered:
             return JournalError(
-                f"journal {self.path!r} is locked by another process (waited {_BUSY_TIMEOUT_MS // 1000} s); "
+                f"journal {self.path!r} is locked by another process (waited {self.busy_timeout:g} s); "
                 "try again when it finishes"
             )
         if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
