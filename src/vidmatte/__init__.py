@@ -11,9 +11,10 @@ paid remote jobs safe, cheap and fast.  Start with :class:`AsyncClient` (or
         result = client.remove("clip.mp4", "clip.webm")
 """
 
-from vidmatte._client import AsyncClient, Client, RemoveResult
+from vidmatte._client import AsyncClient, Client, RemoveResult, ResumeOutcome
 from vidmatte._clock import Clock, LoopClock
 from vidmatte._config import BudgetSettings, Settings, load_settings, structure_settings
+from vidmatte._journal import JobRecord, Journal, JournalError
 from vidmatte._lifecycle import ALLOWED_TRANSITIONS, can_transition, next_state
 from vidmatte._models import (
     Artefact,
@@ -75,8 +76,11 @@ __all__ = [
     "JobError",
     "JobEvent",
     "JobHandle",
+    "JobRecord",
     "JobSnapshot",
     "JobState",
+    "Journal",
+    "JournalError",
     "LoopClock",
     "MattingBackend",
     "MattingRequest",
@@ -88,6 +92,7 @@ __all__ = [
     "PollPolicy",
     "RateLimiter",
     "RemoveResult",
+    "ResumeOutcome",
     "Scheduler",
     "SchedulerStats",
     "Settings",

@@ -191,6 +191,10 @@ def _summary_table(outcomes: list[BatchOutcome], seconds: float) -> int:
         counts[outcome.status] += 1
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     console.print(f"{len(outcomes)} inputs in {seconds:.1f} s: {parts}")
+    for outcome in outcomes:
+        if not outcome.ok:
+            # Whole lines, unwrapped, so they can be read and searched.
+            print(f"failed: {outcome.item.source}: {outcome.error}")
     return 1 if failed else 0
 
 

@@ -370,6 +370,8 @@ class AsyncClient:
                 # The job may exist (a lost answer, a torn connection): its outcome is unknown until
                 # a resume reconciles it by submitting again under the same key.  Nothing is settled.
                 self._note(job_key, VidmatteError(f"submit outcome unknown: {exc}"))
+                if self.journal is not None and self.journal.path != MEMORY:
+                    exc.message += "; the submit's outcome is unknown: `vidmatte resume` settles it under the same key"
             raise
         self._pending[(live.name, handle.job_id)] = _Pending(job_key, request, estimate)
         self._emit(JobEvent(EventKind.SUBMITTED, live.name, job_key, handle=handle))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -60,6 +62,10 @@ class FakeProvider:
     """Submits refused outright with a 400."""
     fail: bool = False
     hang_after_submit: bool = False
+    on_submit: Callable[[str], None] | None = None
+    """Called with each new job's key (a test's way to act at that moment)."""
+    disk_full_next: int = 0
+    """Downloads that fail as if the disk were full."""
     """The job is created, then the answer never comes (the process dies waiting for it)."""
 
     def submit(self, key: str) -> ProviderJob:
@@ -71,6 +77,8 @@ class FakeProvider:
             job = self.jobs[self.by_key[key]]
         else:
             self.submissions += 1
+            if self.on_submit is not None:
+                self.on_submit(key)
             job = ProviderJob(f"job-{self.submissions}", key)
             self.jobs[job.id] = job
             self.by_key[key] = job.id
@@ -115,7 +123,10 @@ class FakeBackend:
         if self.provider.hang_after_submit:
             self.provider.hang_after_submit = False
             await asyncio.Event().wait()
-        return JobHandle(self.name, job.id, self.context.clock.wall(), 1.0, {"idempotency_key": idempotency_key})
+        # Stamped as submitted a while ago: the scheduler then polls at once instead of waiting for
+        # its prior (real-time CLI tests stay fast; nothing else depends on it).
+        submitted = self.context.clock.wall() - 30.0
+        return JobHandle(self.name, job.id, submitted, 1.0, {"idempotency_key": idempotency_key})
 
     async def poll(self, handle: JobHandle) -> JobSnapshot:
         job = self.provider.poll(handle.job_id)
@@ -134,6 +145,9 @@ class FakeBackend:
         self.downloads += 1
         tmp = dest.with_name(f".{dest.name}.x.part")
         tmp.write_bytes(f"result of {handle.job_id}".encode())
+        if self.provider.disk_full_next:
+            self.provider.disk_full_next -= 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
         os.replace(tmp, dest)
 
     async def aclose(self) -> None:

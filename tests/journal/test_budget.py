@@ -71,7 +71,8 @@ def test_concurrent_jobs_of_one_client_share_the_run_budget(tmp_path: Path) -> N
         import asyncio
 
         async with _client(provider, per_run=PRICE * 2) as client:
-            assert client.journal is not None and client.journal.path == MEMORY  # a budget without a file
+            assert client.journal is not None
+            assert client.journal.path == MEMORY
             return list(
                 await asyncio.gather(
                     *(client.remove("https://example.test/c.mp4", tmp_path / f"{i}.webm") for i in range(3)),
@@ -81,7 +82,8 @@ def test_concurrent_jobs_of_one_client_share_the_run_budget(tmp_path: Path) -> N
 
     results = run_virtual(main())
     refused = [r for r in results if isinstance(r, BudgetExceededError)]
-    assert len(refused) == 1 and "per-run" in str(refused[0])
+    assert len(refused) == 1
+    assert "per-run" in str(refused[0])
     assert provider.submissions == 2
 
 

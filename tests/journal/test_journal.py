@@ -48,7 +48,8 @@ def test_every_step_is_recorded_in_order(tmp_path: Path) -> None:
             Decimal("0.4"),
             Decimal("0.5"),
         )
-        assert record.succeeded and record.finished
+        assert record.succeeded
+        assert record.finished
         assert record.committed == record.spent == Decimal("0.4")  # settled: the reservation no longer counts
         assert [kind for kind, _ in journal.events("k1")] == [
             "intent",
@@ -126,7 +127,9 @@ def test_a_corrupt_journal_is_a_one_line_error_and_is_left_alone(tmp_path: Path)
     with pytest.raises(JournalError) as info:
         Journal.open(path)
     message = str(info.value)
-    assert "corrupt" in message and str(path) in message and "\n" not in message
+    assert "corrupt" in message
+    assert str(path) in message
+    assert "\n" not in message
     assert path.read_bytes() == garbage  # nothing overwritten: the record of spend may still be recovered
 
 

@@ -278,7 +278,8 @@ def test_a_frame_job_killed_midway_resumes_from_its_checkpoints_without_paying_a
 
     frames = list(read_frames_rgba(dest))
     assert len(frames) == 8
-    assert frames[0][24, 32, 3] > 200 and frames[0][2, 2, 3] < 50
+    assert frames[0][24, 32, 3] > 200
+    assert frames[0][2, 2, 3] < 50
     with Journal.open(journal) as j:
         (record,) = j.jobs()
         assert record.succeeded
