@@ -46,8 +46,11 @@ class PollPolicy:
     quantiles: tuple[float, ...] = (0.1, 0.35, 0.6, 0.8, 0.95)
     """Where in the learned spread polls are placed when ``target_gap`` is ``None``."""
     target_gap: float | None = 25.0
-    """Seconds between planned polls inside a job's likely window (the budget may widen it).
-    ``None`` places polls at ``quantiles`` of the spread instead."""
+    """Most seconds between planned polls inside a job's likely window (the budget may widen
+    it).  ``None`` places polls at ``quantiles`` of the spread instead."""
+    relative_gap: float = 0.4
+    """The gap as a share of a typical job's expected time (a 60 s video's), when smaller
+    than ``target_gap``: fast backends are looked at as finely, relative to their speed."""
     spread: tuple[float, float] = (0.02, 0.95)
     """The likely window: these quantiles of the learned spread (the tail beyond is overdue)."""
     max_points: int = 12
@@ -111,24 +114,24 @@ class SpeedModel:
         policy = self._policy
         self._fresh = 0
         samples = list(self._samples)
-        if len(samples) < policy.min_samples:
-            self._fit = (policy.prior_queue, policy.prior_speed)
-            self._ratios = sorted(policy.prior_spread)
+        prior = (policy.prior_queue, policy.prior_speed)
+        if self._fit is None or len(samples) < 3:
+            self._fit, self._ratios = prior, sorted(policy.prior_spread)
+        if len(samples) < 3:
             return
-        if self._fit is None:
-            self._fit = (policy.prior_queue, policy.prior_speed)
-            self._ratios = sorted(policy.prior_spread)
+        enough = len(samples) >= policy.min_samples
         for _ in range(2):
             points = [(d, self._impute(d, lo, hi)) for d, lo, hi in samples]
-            n = len(points)
-            mean_d = sum(d for d, _ in points) / n
-            mean_t = sum(t for _, t in points) / n
-            var_d = sum((d - mean_d) ** 2 for d, _ in points)
-            covariance = sum((d - mean_d) * (t - mean_t) for d, t in points)
-            slope = max(covariance / var_d if var_d > 1e-9 else mean_t / mean_d, 0.0)
-            intercept = max(0.0, mean_t - slope * mean_d)
-            self._fit = (intercept, slope)
-            self._ratios = sorted(t / max(1e-6, intercept + slope * d) for d, t in points)
+            fit = _least_squares(points) if enough else None
+            if fit is None:
+                # Too few jobs, or durations too alike to tell queue from speed: scale the
+                # prior by what the jobs say (a faster tier shows from the first completions).
+                scales = sorted(t / (prior[0] + prior[1] * d) for d, t in points)
+                scale = scales[len(scales) // 2]
+                fit = (prior[0] * scale, prior[1] * scale)
+            self._fit = fit
+            if enough:
+                self._ratios = sorted(t / max(1e-6, fit[0] + fit[1] * d) for d, t in points)
 
     def predict(self, duration: float) -> float:
         """Expected seconds from submit to completion."""
@@ -157,7 +160,8 @@ class SpeedModel:
         start, end = predicted * self._ratio(low_q), predicted * self._ratio(high_q)
         width = max(0.0, end - start)
         points = min(points, self._policy.max_points)
-        gap = max(gap, width / points)
+        gap = min(gap, self._policy.relative_gap * self.predict(60.0))
+        gap = max(gap, width / points, 1e-3)
         count = max(1, math.ceil(width / gap - 1e-9))
         return sorted(end - gap * i for i in range(count))
 
@@ -171,3 +175,20 @@ class SpeedModel:
     def learned(self) -> int:
         """Finished jobs the model has seen (up to the window)."""
         return len(self._samples)
+
+
+def _least_squares(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """(queue, speed) fitted to (duration, seconds), or ``None`` when the slope is not
+    pinned down (its standard error over a quarter of it: extrapolation would be a guess)."""
+    n = len(points)
+    mean_d = sum(d for d, _ in points) / n
+    mean_t = sum(t for _, t in points) / n
+    var_d = sum((d - mean_d) ** 2 for d, _ in points)
+    if n < 3 or var_d < 1e-9:
+        return None
+    slope = sum((d - mean_d) * (t - mean_t) for d, t in points) / var_d
+    intercept = mean_t - slope * mean_d
+    residual = sum((t - intercept - slope * d) ** 2 for d, t in points) / (n - 2)
+    if slope <= 0 or math.sqrt(residual / var_d) > 0.25 * slope:
+        return None
+    return max(0.0, intercept), slope

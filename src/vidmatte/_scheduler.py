@@ -43,8 +43,10 @@ _log = logging.getLogger("vidmatte")
 
 _MAX_POLL_ERRORS = 8
 """Consecutive failed polls of one job before the error is raised to its waiter."""
-_REPLAN_CHANGE = 0.2
-"""Relative change of the model's typical prediction that re-plans every waiting job."""
+_REPLAN_FACTOR = 1.5
+"""Change (either way) of the model's typical prediction that re-plans every waiting job.
+Smaller drifts are left alone: the first completions of a batch are its fastest jobs,
+and chasing their optimism would pull every look early."""
 
 
 @attrs.define
@@ -224,13 +226,14 @@ class Scheduler:
 
     def _maybe_replan(self, lane: _Lane) -> None:
         """Plan every waiting job again when the model's prediction moved materially."""
-        if lane.model.learned < self._policy.min_samples:
+        if lane.model.learned == 0:
             return
         typical = lane.model.predict(60.0)
-        if lane.planned_with is not None and abs(typical - lane.planned_with) <= _REPLAN_CHANGE * lane.planned_with:
+        planned = lane.planned_with
+        if planned is not None and planned / _REPLAN_FACTOR <= typical <= planned * _REPLAN_FACTOR:
             return
-        lane.planned_with = typical
         now = self._clock.monotonic()
+        lane.planned_with = typical
         for job in list(lane.jobs):
             if job.in_flight or job.future.done():
                 continue
