@@ -106,12 +106,13 @@ def _console(stderr: bool = False) -> Any:
 class _BatchProgress:
     """One bar for the batch and one per job in flight, fed by job events (rich, on stderr)."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
+    def __init__(self, enabled: bool, total: int | None, *, lazy: bool = False) -> None:
         self._enabled = enabled and (sys.stderr.isatty() or os.environ.get("VIDMATTE_PROGRESS") == "1")
         self._total = total
         self._progress: Any = None
         self._overall: Any = None
         self._tasks: dict[str, Any] = {}
+        self._lazy = lazy
 
     def __enter__(self) -> _BatchProgress:
         if self._enabled:
@@ -151,7 +152,10 @@ class _BatchProgress:
             return
         task = self._tasks.get(event.job_key)
         if task is None:
-            return
+            if not self._lazy:
+                return
+            # Resumed jobs announce themselves by their first event.
+            task = self._tasks[event.job_key] = self._progress.add_task(f"  {event.job_key[:12]}", total=None, note="")
         if event.frames_total:
             self._progress.update(task, total=event.frames_total, completed=event.frames_done or 0, note="frames")
         elif event.snapshot is not None:
@@ -239,8 +243,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     async def run() -> list[Any]:
-        async with _client(args) as client:
-            return await client.resume(args.keys or None, concurrency=args.concurrency, timeout=args.timeout)
+        with _BatchProgress(not args.quiet, None, lazy=True) as progress:
+            async with _client(args, events=progress.event) as client:
+                return await client.resume(args.keys or None, concurrency=args.concurrency, timeout=args.timeout)
 
     outcomes = asyncio.run(run())
     console = _console()

@@ -345,6 +345,10 @@ class AsyncClient:
         live = self.backend(backend)
         self._check(live, request)
         job_key = idempotency_key or uuid.uuid4().hex
+        # A key journaled with an attempt already may have started a job: this submit reconciles it,
+        # so nothing it meets (a veto, a refusal) may release the reservation or lose the job.
+        prior = self.journal.get(job_key) if self.journal is not None else None
+        reconcile = prior is not None and prior.attempts > 0
         if self._journal_plugin is not None:
             unit = _unit_price(live)
             if unit is not None:
@@ -354,18 +358,25 @@ class AsyncClient:
         try:
             hook.vidmatte_cost_estimated(job_key=job_key, backend=live.name, request=request, cost=estimate)
         except VidmatteError:
-            # Budgets that reserved before the veto release through the settlement.
-            hook.vidmatte_cost_incurred(job_key=job_key, backend=live.name, cost=Cost.zero(), snapshot=None)
+            if not reconcile:
+                # Budgets that reserved before the veto release through the settlement.
+                hook.vidmatte_cost_incurred(job_key=job_key, backend=live.name, cost=Cost.zero(), snapshot=None)
             raise
         request = await self._reachable(live, request)
         self._emit(JobEvent(EventKind.SUBMITTING, live.name, job_key, data={"estimate": str(estimate.amount)}))
         try:
             handle = await live.submit(request, idempotency_key=job_key)
         except VidmatteError as exc:
-            if _refused(exc):
+            if _refused(exc) and not reconcile:
                 # Refused outright: nothing ran, nothing is owed.
                 hook.vidmatte_cost_incurred(job_key=job_key, backend=live.name, cost=Cost.zero(), snapshot=None)
                 self._note(job_key, exc)
+            elif reconcile:
+                # An earlier attempt may have created the job: never released, never resubmitted
+                # under a new key.  The provider must be asked, or the next resume tries again.
+                self._note(job_key, VidmatteError(f"reconciling the submit failed: {exc}"))
+                if self.journal is not None and self.journal.path != MEMORY:
+                    exc.message += "; an earlier attempt may have started the job: it stays journaled, unsettled"
             else:
                 # The job may exist (a lost answer, a torn connection): its outcome is unknown until
                 # a resume reconciles it by submitting again under the same key.  Nothing is settled.

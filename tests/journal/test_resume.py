@@ -285,3 +285,29 @@ def test_a_frame_job_killed_midway_resumes_from_its_checkpoints_without_paying_a
         assert record.succeeded
         assert record.attempts == 2
         assert record.spent == Decimal("0.08")
+
+
+def test_a_reconciling_submit_that_is_refused_keeps_the_job_and_its_reservation(tmp_path: Path) -> None:
+    provider = FakeProvider(lose_next_answers=1)
+    journal = tmp_path / "journal.sqlite"
+
+    async def main() -> None:
+        async with _client(provider, journal) as client:
+            await client.remove(URL, tmp_path / "out.webm")
+
+    with pytest.raises(TransientError):
+        run_virtual(main())
+    # The provider now refuses the second submit (say, a body it finds different under the same key):
+    # that must not be taken for "nothing ran", since the first submit did create the job.
+    provider.reject_next = 1
+    (outcome,) = _resume(provider, journal)
+    assert not outcome.ok
+    assert "not acceptable" in (outcome.error or "")
+    assert "stays journaled" in (outcome.error or "")
+    with Journal.open(journal) as j:
+        (record,) = j.unfinished()
+        assert record.step == Step.SUBMITTING
+        assert record.committed == PRICE
+    (outcome,) = _resume(provider, journal)
+    assert outcome.ok, outcome.error
+    assert (provider.submissions, provider.charges) == (1, 1)
