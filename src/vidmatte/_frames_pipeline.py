@@ -82,7 +82,7 @@ class PipelineRun:
         semaphore: asyncio.Semaphore,
         limiter: RateLimiter | None,
         on_progress: Callable[[RunCounters], None],
-        on_checkpoint: Callable[[RunCounters, Path], None],
+        on_checkpoint: Callable[[RunCounters, Path | None], None],
         smoothing: bool = True,
         refine: bool = True,
     ) -> None:
@@ -106,6 +106,9 @@ class PipelineRun:
         self.reader_side = limits.max_side or GUIDE_SIDE
         self.window = max(16, 2 * self.batch_size * max(1, limits.max_concurrency))
         self._saves: set[asyncio.Future[Path]] = set()
+        self._batches: asyncio.Queue[list[_Slot] | None] = asyncio.Queue()
+        # A free matter (the local engine) costs nothing to ask again: its masks are not kept.
+        self.keep_masks = matter.cost_per_call().amount > 0
 
     def _writer(self, frame: DecodedFrame) -> FrameWriter:
         height, width = frame.height, frame.width
@@ -126,11 +129,14 @@ class PipelineRun:
         )
         encode = EncodeStage(self._writer, on_progress=self._progress, smoothing=self.smoothing, refine=self.refine)
         slots: asyncio.Queue[_Slot | None] = asyncio.Queue(self.window)
+        # Unbounded, yet never long: batches are made from frames in ``slots``, which is bounded.
+        self._batches = asyncio.Queue()
         finished = False
         try:
             try:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._produce(loop, decoder, reader, slots, group))
+                    group.create_task(self._dispatch(group))
                     group.create_task(self._assemble(slots, encode))
             except BaseExceptionGroup as failures:
                 # One failure cancels its siblings; the first real one is the job's error.
@@ -170,6 +176,7 @@ class PipelineRun:
             await self._place(held, True, batch, slots, group)
         if batch:
             self._launch(batch, group)
+        self._batches.put_nowait(None)
         await slots.put(None)
 
     async def _place(
@@ -198,7 +205,25 @@ class PipelineRun:
         await slots.put(slot)
 
     def _launch(self, batch: list[_Slot], group: asyncio.TaskGroup) -> None:
-        group.create_task(self._call(batch))
+        self._batches.put_nowait(batch)
+
+    async def _dispatch(self, group: asyncio.TaskGroup) -> None:
+        """Start calls in frame order as the concurrency and rate limits allow.
+
+        One task takes the permits, in order: calls racing for a semaphore can
+        start out of order, and the assembler then waits on the late ones.
+        """
+        while (batch := await self._batches.get()) is not None:
+            await self.semaphore.acquire()
+            try:
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                task = group.create_task(self._call(batch))
+            except BaseException:
+                self.semaphore.release()
+                raise
+            # Released when the call ends, however it ends (even cancelled before it starts).
+            task.add_done_callback(lambda _: self.semaphore.release())
 
     async def _call(self, batch: list[_Slot]) -> None:
         import numpy as np
@@ -208,10 +233,7 @@ class PipelineRun:
         else:
             frames = await asyncio.to_thread(lambda: [frame_rgb(s.frame) for s in batch])
         try:
-            async with self.semaphore:
-                if self.limiter is not None:
-                    await self.limiter.acquire()
-                masks = await self.matter.matte(frames)
+            masks = await self.matter.matte(frames)
             if len(masks) != len(batch):
                 raise ProtocolError(
                     f"frame backend returned {len(masks)} masks for {len(batch)} frames", backend=self.matter.name
@@ -225,14 +247,16 @@ class PipelineRun:
                     raise ProtocolError("frame backend returned a mask that is not an image", backend=self.matter.name)
                 clean.append(np.ascontiguousarray(array, dtype=np.uint8))
             self.counters.calls += len(batch)
-            # These masks are paid for: the save runs to the end even if the job is being
-            # cancelled or failing (run() waits for it), so a resubmit never asks for them again.
-            saving = asyncio.ensure_future(
-                asyncio.to_thread(self.store.save_masks, [s.frame.index for s in batch], clean)
-            )
-            self._saves.add(saving)
-            saving.add_done_callback(self._saves.discard)
-            chunk = await asyncio.shield(saving)
+            chunk: Path | None = None
+            if self.keep_masks:
+                # These masks are paid for: the save runs to the end even if the job is being
+                # cancelled or failing (run() waits for it), so a resubmit never asks for them again.
+                saving = asyncio.ensure_future(
+                    asyncio.to_thread(self.store.save_masks, [s.frame.index for s in batch], clean)
+                )
+                self._saves.add(saving)
+                saving.add_done_callback(self._saves.discard)
+                chunk = await asyncio.shield(saving)
             self.on_checkpoint(self.counters, chunk)
         except BaseException:
             # The error travels through the task group; waiters are just released.

@@ -9,7 +9,8 @@ reports progress, ``cancel`` stops it, ``download`` delivers the file.
 
 Masks already obtained are kept under ``context.cache_dir`` keyed by the
 idempotency key: submitting the same key again after a crash never asks the
-matter again for those frames (never pay twice for a frame).  Finished
+matter again for those frames (never pay twice for a frame).  Masks of a free
+matter (``cost_per_call()`` of zero) are not kept: asking again costs nothing.  Finished
 outputs stay there for a day, kept masks of unfinished jobs for a week.  Request options
 ``frame_step`` and ``change_threshold`` send fewer frames to paid matters;
 ``smoothing=False`` and ``refine=False`` turn off temporal smoothing and edge
@@ -227,9 +228,9 @@ class FrameBackend:
                 on_checkpoint=lambda counters, chunk: self._emit(
                     EventKind.CHECKPOINT,
                     job,
-                    frames_matted=store.masks_kept,
+                    frames_matted=store.masks_kept if chunk is not None else counters.calls + counters.reused,
                     calls=counters.calls,
-                    chunk=str(chunk),
+                    chunk=str(chunk) if chunk is not None else None,
                 ),
             )
             job.counters = run.counters

@@ -191,11 +191,11 @@ def test_convert_a_matte_with_its_source(clip: Path, tmp_path: Path) -> None:
     assert probe(dest).has_audio
 
 
-@pytest.mark.parametrize("fmt", ["mp4", "webm"])
-def test_yuv_shortcut_matches_the_rgb_path(clip: Path, tmp_path: Path, fmt: str) -> None:
-    # Writers given the decoded frame blend (mp4) or attach alpha (webm) in YUV, skipping RGB:
-    # the result must look like the RGB path's.
-    output = resolve_output(OutputFormat(fmt))
+@pytest.mark.parametrize(("fmt", "background"), [("mp4", None), ("webm", None), ("webm", "blue")])
+def test_yuv_shortcut_matches_the_rgb_path(clip: Path, tmp_path: Path, fmt: str, background: str | None) -> None:
+    # Writers given the decoded frame blend (mp4, webm on a colour) or attach alpha (webm) in
+    # YUV, skipping RGB: the result must look like the RGB path's.
+    output = resolve_output(OutputFormat(fmt), Background.parse(background) if background else None)
     outputs = []
     for name, use_source in (("rgb", False), ("yuv", True)):
         dest = tmp_path / f"{name}{SUFFIX[fmt]}"

@@ -157,7 +157,13 @@ class VideoFileWriter:
             self._pix_fmt = str(self._stream.pix_fmt)
             self._reformatter = VideoReformatter()
             # Composite output from a 4:2:0 source: blended in YUV (no RGB conversion either way).
-            self._composite_planes = not self.compositor.alpha and not self.compositor.matte and self.yuv420
+            self._composite_planes = (
+                not self.compositor.alpha
+                and not self.compositor.matte
+                and self._pix_fmt == "yuv420p"
+                and width % 2 == 0
+                and height % 2 == 0
+            )
             self._background_planes: list[NDArray[np.uint16]] | None = None
             self._audio: AudioCarrier | None = None
             if audio_from is not None and output.keep_audio:
