@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from vidmatte._journal import JobRecord, Step
-from vidmatte._models import OutputFormat
+from vidmatte._models import JobState, OutputFormat
 from vidmatte.errors import ConfigurationError, MediaError, VidmatteError
 
 if TYPE_CHECKING:
@@ -183,6 +183,18 @@ def _sweep(dest: Path) -> None:
             pass
 
 
+def _rerun_in_place(client: AsyncClient, record: JobRecord) -> bool:
+    """True for a failed or cancelled job whose backend runs in this process (frame backends)."""
+    if record.step != Step.DONE or record.state is JobState.SUCCEEDED or record.handle is None:
+        return False
+    from vidmatte._resume import _in_process
+
+    try:
+        return _in_process(client.backend(record.backend))
+    except VidmatteError:
+        return False
+
+
 def _output_intact(record: JobRecord) -> bool:
     if record.dest is None:
         return False
@@ -236,6 +248,18 @@ async def run_batch(
                 last = history[-1] if history else None
                 if last is not None and last.succeeded and _output_intact(last):
                     outcome = BatchOutcome(item, "skipped", last.job_key, f"{last.currency} {last.spent:.4f}")
+                elif last is not None and _rerun_in_place(client, last):
+                    # A failed job of an in-process backend runs again under its own key: the frames
+                    # it paid for are in its checkpoints, so they are not bought twice.
+                    job_key = last.job_key
+                    if on_start is not None:
+                        on_start(item, job_key)
+                    journal.reopen(job_key)
+                    reopened = journal.get(job_key)
+                    assert reopened is not None
+                    result = await client.resume_job(reopened, timeout=timeout)
+                    status = "resumed"
+                    outcome = BatchOutcome(item, status, job_key, f"{result.cost.currency} {result.cost.amount:.4f}")
                 elif last is not None and (last.step in Step.UNFINISHED or last.succeeded):
                     job_key = last.job_key
                     if on_start is not None:

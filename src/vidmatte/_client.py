@@ -512,7 +512,8 @@ class AsyncClient:
             if artefact.format is output.format:
                 await live.download(handle, artefact, dest)
             else:
-                with tempfile.TemporaryDirectory(prefix=".vidmatte-", dir=dest.parent) as work:
+                # Named like every other temporary of ``dest``: a batch sweeps what a killed run left.
+                with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent) as work:
                     raw = Path(work) / (artefact.name or "result")
                     await live.download(handle, artefact, raw)
                     from vidmatte import media

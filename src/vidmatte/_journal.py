@@ -622,6 +622,21 @@ class Journal:
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 
+    def reopen(self, job_key: str, *, now: float | None = None) -> None:
+        """Make a failed job of an in-process backend unfinished again, to run it once more under
+        the same key (its checkpoints make the frames already paid for free)."""
+        now = time.time() if now is None else now
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    """UPDATE jobs SET step = ?, state = ?, actual = NULL, updated_at = ?
+                       WHERE job_key = ? AND step = ?""",
+                    (Step.SUBMITTING, JobState.PENDING.value, now, job_key, Step.DONE),
+                )
+                self._event(conn, job_key, "reopened", now)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
     def note(self, job_key: str, error: str, *, now: float | None = None) -> None:
         """Remember why the last try of an unfinished job stopped (shown by ``vidmatte jobs``)."""
         now = time.time() if now is None else now

@@ -204,3 +204,15 @@ def test_remove_is_journaled_too(
         (record,) = journal.jobs()
         assert record.succeeded
         assert record.dest == str((tmp_path / "one.webm").absolute())
+
+
+def test_a_batch_sweeps_what_a_killed_run_half_wrote(
+    provider: FakeProvider, clips: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".c0.webm.1a2b3c4d.part").write_bytes(b"half a video")
+    (out / ".c0.webm.x9y8z7.part").mkdir()  # a conversion's work folder
+    (out / "keep-me.txt").write_text("not ours")
+    assert _run(capsys, "batch", "clips/c0.mp4", "-o", "out", "-q")[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["c0.webm", "keep-me.txt"]

@@ -17,7 +17,7 @@ import vidmatte
 from vidmatte import AsyncClient, BackendContext, Capabilities, Cost, CostKind, EventKind, FrameLimits, JobEvent
 from vidmatte._journal import Journal, Step
 from vidmatte._journal_plugin import describe_request
-from vidmatte.errors import JobFailedError, RequestRejectedError, TransientError
+from vidmatte.errors import JobFailedError, MediaError, RequestRejectedError, TransientError
 from vidmatte.frames import frame_backend
 from vidmatte.testing import run_virtual
 
@@ -192,13 +192,16 @@ class CountingMatter:
     name = "frames"
     limits = FrameLimits(batch_size=1, max_concurrency=1)
 
-    def __init__(self, asked: list[int], stop_after: int | None = None) -> None:
+    def __init__(self, asked: list[int], stop_after: int | None = None, fail_after: int | None = None) -> None:
         self.asked = asked
         self.stop_after = stop_after
+        self.fail_after = fail_after
 
     async def matte(self, frames: Sequence[NDArray[np.uint8]]) -> list[NDArray[np.uint8]]:
         if self.stop_after is not None and len(self.asked) >= self.stop_after:
             await asyncio.Event().wait()  # hangs: the "process" is killed here
+        if self.fail_after is not None and len(self.asked) >= self.fail_after:
+            raise MediaError("no space left on device while keeping masks")
         self.asked.append(len(frames))
         masks = []
         for frame in frames:
@@ -215,14 +218,16 @@ class CountingMatter:
 
 
 class FramePlugin:
-    def __init__(self, asked: list[int], stop_after: int | None) -> None:
+    def __init__(self, asked: list[int], stop_after: int | None, fail_after: int | None = None) -> None:
         self.asked = asked
         self.stop_after = stop_after
+        self.fail_after = fail_after
 
     @vidmatte.hookimpl
     def vidmatte_register_backends(self) -> list[vidmatte.BackendSpec]:
         def make(context: BackendContext) -> vidmatte.MattingBackend:
-            return frame_backend(CountingMatter(self.asked, self.stop_after), context, capabilities=Capabilities())
+            matter = CountingMatter(self.asked, self.stop_after, self.fail_after)
+            return frame_backend(matter, context, capabilities=Capabilities())
 
         return [vidmatte.BackendSpec("frames", make)]
 
@@ -311,3 +316,42 @@ def test_a_reconciling_submit_that_is_refused_keeps_the_job_and_its_reservation(
     (outcome,) = _resume(provider, journal)
     assert outcome.ok, outcome.error
     assert (provider.submissions, provider.charges) == (1, 1)
+
+
+def test_a_failed_frame_job_runs_again_under_its_key_in_the_next_batch(tmp_path: Path) -> None:
+    from vidmatte._batch import BatchItem, run_batch
+
+    clip = make_clip(tmp_path / "clip.mp4", 5, frames=6)
+    journal = tmp_path / "journal.sqlite"
+    out = tmp_path / "out"
+    out.mkdir()
+    asked: list[int] = []
+
+    def batch(fail_after: int | None) -> list[object]:
+        manager = vidmatte.PluginManager()
+        manager.register(FramePlugin(asked, None, fail_after))
+
+        async def main() -> list[object]:
+            async with AsyncClient(
+                plugins=manager,
+                environ={},
+                settings=vidmatte.Settings(backend="frames"),
+                journal=journal,
+                cache_dir=tmp_path / "cache",
+            ) as client:
+                return list(await run_batch(client, [BatchItem(clip, out / "clip.webm")]))
+
+        return asyncio.run(main())
+
+    (first,) = batch(fail_after=4)
+    assert first.status == "failed"  # type: ignore[attr-defined]
+    assert "no space left" in first.error  # type: ignore[attr-defined]
+    assert sum(asked) == 4
+    (second,) = batch(fail_after=None)
+    assert second.status == "resumed", second.error  # type: ignore[attr-defined]
+    assert sum(asked) == 6  # the 4 masks of the failed run were kept, not bought again
+    assert (out / "clip.webm").exists()
+    with Journal.open(journal) as j:
+        (record,) = j.jobs()
+        assert record.succeeded
+        assert record.spent == Decimal("0.06")
