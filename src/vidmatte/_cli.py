@@ -273,7 +273,12 @@ def _cmd_config(args: argparse.Namespace) -> int:
     print(f"# source: {settings.source}")
     print(f"backend = {settings.backend or plugins.default_backend()!r}" + ("" if settings.backend else "  # default"))
     print(f"uploader = {settings.uploader!r}")
-    print(f"journal = {settings.journal!r}")
+    if settings.journal:
+        print(f"journal = {settings.journal!r}")
+    else:
+        from vidmatte._journal import default_journal_path
+
+        print(f"journal = {str(default_journal_path())!r}  # default")
     print(f"deadline = {settings.deadline:g}")
     print(f"concurrency = {settings.concurrency}")
     budget = settings.budget

@@ -427,6 +427,8 @@ class Journal:
                     conn.execute("UPDATE jobs SET updated_at = ? WHERE job_key = ?", (now, job_key))
                     self._event(conn, job_key, "intent-again", now)
                     return _record(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
+                if input_key is not None:
+                    self._claim(conn, job_key, input_key)
                 if limits is not None and limits.any:
                     rows = conn.execute(_SELECT + " WHERE day = ? OR run_id = ?", (day, run_id)).fetchall()
                     records = [_record(row) for row in rows]
@@ -463,6 +465,20 @@ class Journal:
                 return _record(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+
+    def _claim(self, conn: sqlite3.Connection, job_key: str, input_key: str) -> None:
+        """One live job per batch input, whichever process asks: checked inside the write lock."""
+        marks = ", ".join("?" for _ in Step.UNFINISHED)
+        other = conn.execute(
+            f"""SELECT job_key, step FROM jobs WHERE input_key = ? AND job_key != ?
+                AND (step IN ({marks}) OR (step = ? AND state = ?)) LIMIT 1""",
+            (input_key, job_key, *Step.UNFINISHED, Step.DONE, JobState.SUCCEEDED.value),
+        ).fetchone()
+        if other is not None:
+            raise JournalError(
+                f"this input is already handled by job {other['job_key'][:12]} ({other['step']}), "
+                "maybe by another process; it is not submitted twice"
+            )
 
     def refuse(self, job_key: str, reason: str, *, now: float | None = None) -> None:
         """The job never ran (vetoed or refused): release its reservation."""

@@ -175,3 +175,14 @@ def test_threads_sharing_one_journal_do_not_corrupt_it(tmp_path: Path) -> None:
             thread.join()
         assert len(journal.jobs()) == 80
         assert journal.total_spent() == Decimal("0.80")
+
+
+def test_one_batch_input_never_gets_two_live_jobs(tmp_path: Path) -> None:
+    with Journal.open(tmp_path / "j.sqlite") as first, Journal.open(tmp_path / "j.sqlite") as second:
+        first.intend("k1", backend="b", run_id="r1", estimate=Decimal(1), input_key="input")
+        with pytest.raises(JournalError, match="already handled by job k1"):
+            second.intend("k2", backend="b", run_id="r2", estimate=Decimal(1), input_key="input")
+        assert second.get("k2") is None
+        first.state("k1", JobState.FAILED, error="the provider failed it")
+        first.done("k1", error="the provider failed it")
+        second.intend("k2", backend="b", run_id="r2", estimate=Decimal(1), input_key="input")  # a retry is fine
