@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     frames_done INTEGER,
     frames_total INTEGER,
+    frames_paid INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -171,6 +172,8 @@ class JobRecord:
     error: str | None
     attempts: int
     calls: int
+    """Frames paid for, from the frame checkpoints: masks kept on disk (they are never bought
+    again), or the calls of each attempt added up, whichever is more."""
     frames_done: int | None
     frames_total: int | None
     created_at: float
@@ -225,7 +228,7 @@ def _record(row: sqlite3.Row) -> JobRecord:
         output_sha256=row["output_sha256"],
         error=row["error"],
         attempts=row["attempts"],
-        calls=int(row["calls"] or 0),
+        calls=max(int(row["calls"] or 0), int(row["frames_paid"] or 0)),
         frames_done=row["frames_done"],
         frames_total=row["frames_total"],
         created_at=row["created_at"],
@@ -573,8 +576,10 @@ class Journal:
             (frames_done, frames_total, job_key),
         )
 
-    def checkpoint(self, job_key: str, *, calls: int, frames_done: int | None = None, detail: str = "") -> None:
-        """A frame checkpoint: ``calls`` frames paid for by the current attempt so far."""
+    def checkpoint(self, job_key: str, *, calls: int, frames_matted: int | None = None, detail: str = "") -> None:
+        """A frame checkpoint: ``calls`` frames paid for by the current attempt so far, and
+        ``frames_matted`` masks kept in all (by every attempt: a backend may resume a job by
+        itself, without a new submit, so attempts alone could miss a run)."""
         now = time.time()
         try:
             with self._write() as conn:
@@ -587,9 +592,13 @@ class Journal:
                        ON CONFLICT (job_key, attempt) DO UPDATE SET calls = MAX(calls, excluded.calls)""",
                     (job_key, attempt, calls),
                 )
-                if frames_done is not None:
-                    conn.execute("UPDATE jobs SET frames_done = ? WHERE job_key = ?", (frames_done, job_key))
-                self._event(conn, job_key, "checkpoint", now, attempt=attempt, calls=calls, chunk=detail)
+                if frames_matted is not None:
+                    conn.execute(
+                        "UPDATE jobs SET frames_paid = MAX(frames_paid, ?) WHERE job_key = ?", (frames_matted, job_key)
+                    )
+                self._event(
+                    conn, job_key, "checkpoint", now, attempt=attempt, calls=calls, matted=frames_matted, chunk=detail
+                )
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -35,6 +37,20 @@ class JobContext:
     input_key: str | None = None
     unit_price: Decimal | None = None
     """Price of one frame for frame backends: checkpoints then prove what was paid."""
+
+
+def _source(request: MattingRequest) -> str | None:
+    """The source as journaled: an absolute path (resume may run elsewhere), or a URL without its
+    query string or credentials; bytes are not journaled."""
+    source = request.source
+    if source.path is not None:
+        return str(Path(source.path).absolute())
+    if source.url is not None:
+        parts = urlsplit(source.url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return None
 
 
 def describe_request(request: MattingRequest) -> dict[str, Any]:
@@ -78,7 +94,7 @@ class JournalPlugin:
             estimate=cost.amount,
             currency=cost.currency,
             limits=self.limits,
-            source=request.source.describe() if request.source.data is None else None,
+            source=_source(request),
             dest=context.dest,
             request=describe_request(request),
             input_key=context.input_key,
@@ -99,10 +115,11 @@ class JournalPlugin:
         elif kind is EventKind.CHECKPOINT:
             calls = event.data.get("calls")
             if calls is not None:
+                matted = event.data.get("frames_matted")
                 self.journal.checkpoint(
                     key,
                     calls=int(calls),
-                    frames_done=event.data.get("frames_matted"),
+                    frames_matted=None if matted is None else int(matted),
                     detail=str(event.data.get("chunk", "")),
                 )
         elif kind is EventKind.PROGRESS and event.frames_total:

@@ -92,10 +92,15 @@ async def resume_job(client: AsyncClient, record: JobRecord, *, timeout: float |
     handle = record.handle
     submit = handle is None
     if handle is not None and _in_process(live):
+        # The job ran in a process that is gone.  Depending on the backend, polling resumes it (it
+        # keeps its request), or it is unknown here, or it ended without a result: in the last two
+        # cases it is submitted again under its key, and its checkpoints make that free.
         try:
-            await live.poll(handle)
+            snapshot = await live.poll(handle)
         except NotFoundError:
             submit = True
+        else:
+            submit = snapshot.state.is_terminal and snapshot.state is not JobState.SUCCEEDED
     if submit:
         request = await asyncio.to_thread(request_of, client, record, probe=True)
         handle = await client.submit(request, backend=record.backend, idempotency_key=key)

@@ -35,7 +35,7 @@ def test_every_step_is_recorded_in_order(tmp_path: Path) -> None:
         handle = JobHandle("b", "job-9", 1.0, 2.0, {"x": "y"})
         journal.submitted("k1", handle)
         journal.state("k1", JobState.RUNNING, raw_status="processing")
-        journal.checkpoint("k1", calls=3, frames_done=3)
+        journal.checkpoint("k1", calls=3, frames_matted=3)
         journal.state("k1", JobState.SUCCEEDED, raw_status="completed")
         assert journal.settle("k1", Decimal("0.4")) == Decimal("0.4")
         journal.done("k1", sha256="ab" * 32)
@@ -83,6 +83,22 @@ def test_unsettled_jobs_count_their_reservation_or_what_checkpoints_prove(tmp_pa
         assert journal.settle("k", Decimal("0.01")) == Decimal("0.08")
 
 
+def test_masks_kept_count_when_a_backend_resumes_a_job_by_itself() -> None:
+    # No new submit marks the second run (the backend resumed the job on a poll); its calls
+    # start again from 1, but the masks kept on disk still count every frame paid for.
+    with Journal.open(MEMORY) as journal:
+        journal.intend("k", backend="b", run_id="r", estimate=Decimal("0.10"), unit_price=Decimal("0.01"))
+        journal.submitting("k")
+        for calls in (1, 2, 3):
+            journal.checkpoint("k", calls=calls, frames_matted=calls)
+        for calls in (1, 2):
+            journal.checkpoint("k", calls=calls, frames_matted=3 + calls)
+        record = journal.get("k")
+        assert record is not None
+        assert record.calls == 5
+        assert journal.settle("k", Decimal("0.02")) == Decimal("0.05")
+
+
 def test_a_journaled_job_keeps_its_one_reservation_when_submitted_again(tmp_path: Path) -> None:
     with Journal.open(MEMORY) as journal:
         first = journal.intend("k", backend="b", run_id="r1", estimate=Decimal("1"))
@@ -105,7 +121,7 @@ def test_secrets_never_reach_the_journal(tmp_path: Path) -> None:
             plugins=fake_plugins(provider), environ={}, settings=vidmatte.Settings(backend="fake"), journal=path
         ) as client:
             await client.remove(
-                f"https://example.test/clip.mp4?token={secret}",
+                f"https://user:{secret}@example.test/clip.mp4?token={secret}",
                 tmp_path / "out.webm",
                 options={"webhook_secret": secret, "size": "hd"},
             )
