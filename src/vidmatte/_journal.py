@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -74,6 +76,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     frames_done INTEGER,
     frames_total INTEGER,
     frames_paid INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -178,6 +181,8 @@ class JobRecord:
     frames_total: int | None
     created_at: float
     updated_at: float
+    owner: str | None = None
+    """``host:pid`` of the process that last ran the job."""
 
     @property
     def finished(self) -> bool:
@@ -233,6 +238,7 @@ def _record(row: sqlite3.Row) -> JobRecord:
         frames_total=row["frames_total"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        owner=row["owner"],
     )
 
 
@@ -240,6 +246,32 @@ _SELECT = """
 SELECT jobs.*, (SELECT COALESCE(SUM(calls), 0) FROM attempts WHERE attempts.job_key = jobs.job_key) AS calls
 FROM jobs
 """
+
+
+_HOST = socket.gethostname()
+_FOREIGN_LEASE = 600.0
+"""Seconds a job last touched by a process on another host is taken to be still in its hands."""
+
+
+def this_process() -> str:
+    """The owner name of jobs this process runs: ``host:pid``."""
+    return f"{_HOST}:{os.getpid()}"
+
+
+def _alive(owner: str | None, updated_at: float, now: float) -> bool:
+    """True when ``owner`` (``host:pid``) may still be running the job."""
+    if not owner or owner == this_process():
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != _HOST:
+        return now - updated_at < _FOREIGN_LEASE
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 def _today(now: float) -> str:
@@ -443,8 +475,8 @@ class Journal:
                 conn.execute("DELETE FROM jobs WHERE job_key = ? AND step = ?", (job_key, Step.REFUSED))
                 conn.execute(
                     """INSERT INTO jobs (job_key, input_key, run_id, backend, source, dest, request, step, state,
-                        estimate, reserved, currency, unit_price, day, created_at, updated_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        estimate, reserved, currency, unit_price, day, created_at, updated_at, owner)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
                         job_key,
                         input_key,
@@ -462,6 +494,7 @@ class Journal:
                         day,
                         now,
                         now,
+                        this_process(),
                     ),
                 )
                 self._event(conn, job_key, "intent", now, estimate=str(estimate), reserved=str(estimate))
@@ -482,6 +515,27 @@ class Journal:
                 f"this input is already handled by job {other['job_key'][:12]} ({other['step']}), "
                 "maybe by another process; it is not submitted twice"
             )
+
+    def take(self, job_key: str, *, now: float | None = None) -> None:
+        """Become the process running ``job_key`` (to resume it); a :class:`JournalError` when
+        another live process still runs it, so two processes never run (and pay for) one job."""
+        now = time.time() if now is None else now
+        try:
+            with self._write() as conn:
+                row = conn.execute("SELECT owner, updated_at FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
+                if row is None:
+                    return
+                if _alive(row["owner"], row["updated_at"], now):
+                    raise JournalError(
+                        f"job {job_key[:12]} is being run by process {row['owner']}; "
+                        "resume it when that process has ended"
+                    )
+                conn.execute(
+                    "UPDATE jobs SET owner = ?, updated_at = ? WHERE job_key = ?", (this_process(), now, job_key)
+                )
+                self._event(conn, job_key, "taken", now, owner=this_process(), previous=row["owner"])
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
 
     def refuse(self, job_key: str, reason: str, *, now: float | None = None) -> None:
         """The job never ran (vetoed or refused): release its reservation."""

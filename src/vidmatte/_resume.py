@@ -86,6 +86,7 @@ async def resume_job(client: AsyncClient, record: JobRecord, *, timeout: float |
         error = record.error or f"the job ended {record.state.value}"
         journal.done(record.job_key, error=error)
         raise JobFailedError(error, backend=record.backend, job_id=record.handle.job_id if record.handle else None)
+    journal.take(record.job_key)  # raises when another live process is running it
     live = client.backend(record.backend)
     key = record.job_key
     client._expect(key, dest=record.dest, input_key=record.input_key)

@@ -152,3 +152,36 @@ def test_prama_batch_survives_kills(tmp_path: Path) -> None:
     lost = counters["masks"] - frames
     print(f"masks charged {counters['masks']} for {frames} frames: {lost} answers lost in flight at a kill")
     assert 0 <= lost <= 2 * KILLS, (counters, log)
+
+
+def test_two_batches_at_once_on_the_same_inputs_never_pay_twice(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    inputs = _inputs(tmp_path / "in")[:8]
+    switches = ("--port", "0", "--any-key", "--masks", "synthetic", "--latency", "0.05")
+    with emulator_process("vidmatte_prama.emulator", *switches) as url:
+        (tmp_path / "vidmatte.toml").write_text(
+            f'[backends.prama]\nbase_url = "{url}"\nconcurrency = 2\nrequests_per_second = 100\nprice_per_image = "0.01"\n'
+        )
+        env = {**os.environ, "PRAMA_API_KEY": "prama-chaos-key", "VIDMATTE_CONFIG": str(tmp_path / "vidmatte.toml")}
+        batch = ["--journal", "journal.sqlite", "batch", *(p.name for p in inputs), "-o", "out"]
+        batch += ["--backend", "prama", "--concurrency", "4", "-q"]
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "vidmatte", *batch],
+                cwd=tmp_path / "in",
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [run.communicate(timeout=120) for run in runs]
+        code, out, err = vidmatte(batch, env=env, cwd=tmp_path / "in")  # whatever one left to the other
+        assert code == 0, (out, err, outputs)
+        (counters,) = get_json(f"{url}/_emulator/stats").values()
+    print(outputs[0][0][-400:], outputs[1][0][-400:])
+    _check_outputs(tmp_path / "in" / "out", inputs)
+    assert counters["masks"] == len(inputs) * FRAMES, (counters, outputs)

@@ -202,3 +202,23 @@ def test_one_batch_input_never_gets_two_live_jobs(tmp_path: Path) -> None:
         first.state("k1", JobState.FAILED, error="the provider failed it")
         first.done("k1", error="the provider failed it")
         second.intend("k2", backend="b", run_id="r2", estimate=Decimal(1), input_key="input")  # a retry is fine
+
+
+def test_a_job_another_live_process_runs_is_not_taken_over(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    with Journal.open(tmp_path / "j.sqlite") as journal:
+        for key, owner in (("live", f"{host}:{os.getppid()}"), ("dead", f"{host}:{dead.pid}")):
+            journal.intend(key, backend="b", run_id="r", estimate=Decimal(1))
+            journal._run("UPDATE jobs SET owner = ? WHERE job_key = ?", (owner, key))
+        with pytest.raises(JournalError, match=f"is being run by process {host}:{os.getppid()}"):
+            journal.take("live")
+        journal.take("dead")  # its process is gone: this one takes the job over
+        record = journal.get("dead")
+        assert record is not None
+        assert record.owner == f"{host}:{os.getpid()}"
