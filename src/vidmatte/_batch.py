@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from vidmatte._journal import JobRecord, Step
-from vidmatte._models import JobState, OutputFormat
+from vidmatte._journal import JobRecord, Journal, Step
+from vidmatte._models import Cost, JobState, OutputFormat
 from vidmatte.errors import ConfigurationError, MediaError, VidmatteError
 
 if TYPE_CHECKING:
@@ -183,6 +183,14 @@ def _sweep(dest: Path) -> None:
             pass
 
 
+def _spent(journal: Journal, job_key: str, fallback: Cost) -> str:
+    """What the job cost in all, as journaled (every attempt), for the summary."""
+    record = journal.get(job_key)
+    if record is None:
+        return f"{fallback.currency} {fallback.amount:.4f}"
+    return f"{record.currency} {record.spent:.4f}"
+
+
 def _rerun_in_place(client: AsyncClient, record: JobRecord) -> bool:
     """True for a failed or cancelled job whose backend runs in this process (frame backends)."""
     if record.step != Step.DONE or record.state is JobState.SUCCEEDED or record.handle is None:
@@ -259,7 +267,7 @@ async def run_batch(
                     assert reopened is not None
                     result = await client.resume_job(reopened, timeout=timeout)
                     status = "resumed"
-                    outcome = BatchOutcome(item, status, job_key, f"{result.cost.currency} {result.cost.amount:.4f}")
+                    outcome = BatchOutcome(item, status, job_key, _spent(journal, job_key, result.cost))
                 elif last is not None and (last.step in Step.UNFINISHED or last.succeeded):
                     job_key = last.job_key
                     if on_start is not None:
@@ -268,7 +276,7 @@ async def run_batch(
                         last = attrs.evolve(last, step=Step.FINISHED)  # the output went missing: deliver again
                     result = await client.resume_job(last, timeout=timeout)
                     status = "resumed"
-                    outcome = BatchOutcome(item, status, job_key, f"{result.cost.currency} {result.cost.amount:.4f}")
+                    outcome = BatchOutcome(item, status, job_key, _spent(journal, job_key, result.cost))
                 else:
                     import uuid
 
@@ -287,7 +295,7 @@ async def run_batch(
                         idempotency_key=job_key,
                         input_key=key,
                     )
-                    outcome = BatchOutcome(item, status, job_key, f"{result.cost.currency} {result.cost.amount:.4f}")
+                    outcome = BatchOutcome(item, status, job_key, _spent(journal, job_key, result.cost))
             except VidmatteError as exc:
                 outcome = BatchOutcome(item, "failed", job_key, error=str(exc))
             except OSError as exc:
