@@ -269,7 +269,10 @@ class Scheduler:
             # Unknown duration, or exploring: the gateway SDK's own backoff (2 s x1.5 to 30 s).
             # The gap grows from the previous gap (not from the poll's round trip).
             previous = 0.0 if job.last_poll is None or job.prev_poll is None else job.last_poll - job.prev_poll
-            due = now + min(30.0, max(self._policy.unknown_first, previous * 1.5))
+            # Explorers start at the declared minimum interval instead: the only hint of
+            # the backend's time scale before anything finished.
+            first = lane.min_interval if job.explore and lane.min_interval > 0 else self._policy.unknown_first
+            due = now + min(30.0, max(first, previous * 1.5))
         if job.snapshot is not None and job.snapshot.progress and 0.0 < job.snapshot.progress < 1.0:
             # The provider reports progress: extrapolate the finish linearly.
             elapsed = now - job.submitted_mono

@@ -11,6 +11,7 @@ and save artefacts with :func:`stream_to_file`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -148,7 +149,7 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop or self._session.closed:
             if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
+                self._ssl = _ssl_context()
             connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
             # httpx decodes content-encoding and sets its own default headers.
             self._session = aiohttp.ClientSession(
@@ -224,6 +225,12 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+
+@functools.cache
+def _ssl_context() -> Any:
+    """httpx's default verifying context (certifi), built once per process: it costs ~80 ms."""
+    return httpx.create_ssl_context()
 
 
 async def _iterate(stream: Any) -> AsyncIterator[bytes]:
