@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,30 @@ def post_json(url: str, body: Any) -> Any:
         return json.loads(response.read())
 
 
+def journal_events(path: Path) -> int:
+    """How many events the journal at ``path`` holds (read while another process writes it)."""
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+    finally:
+        conn.close()
+
+
 def vidmatte(
-    args: Sequence[str], *, env: Mapping[str, str], cwd: Path, kill_after: float | None = None, timeout: float = 120
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    kill_after: float | None = None,
+    kill_when: Callable[[], bool] | None = None,
+    timeout: float = 120,
 ) -> tuple[int | None, str, str]:
-    """Run the CLI; with ``kill_after``, SIGKILL it after that many seconds (returns ``None`` as code when killed)."""
+    """Run the CLI.  With ``kill_after`` (seconds) or ``kill_when`` (a condition checked every 5 ms),
+    SIGKILL it then; the code is ``None`` when it was killed."""
     process = subprocess.Popen(
         [PYTHON, "-m", "vidmatte", *args],
         stdout=subprocess.PIPE,
@@ -97,10 +118,12 @@ def vidmatte(
         env=dict(env),
         cwd=cwd,
     )
-    if kill_after is not None:
-        deadline = time.monotonic() + kill_after
+    if kill_after is not None or kill_when is not None:
+        deadline = time.monotonic() + (kill_after if kill_after is not None else timeout)
         while time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.01)
+            if kill_when is not None and kill_when():
+                break
+            time.sleep(0.005)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             out, err = process.communicate(timeout=30)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from journal_helpers import emulator_process, get_json, make_clip, post_json, vidmatte
+from journal_helpers import emulator_process, get_json, journal_events, make_clip, post_json, vidmatte
 
 from vidmatte._journal import Journal
 
@@ -51,26 +52,41 @@ def _chaos(
     cwd: Path,
     seed: int,
     between: Callable[[int], None] | None = None,
-    window: tuple[float, float] = (1.5, 6.0),
+    steps: tuple[int, int] = (1, 15),
 ) -> list[str]:
     """SIGKILL runs at random points until KILLS kills landed (every third run is `vidmatte resume`,
-    the others the batch again); then run the batch to the end."""
+    the others the batch again); then run the batch to the end.
+
+    A kill lands after a random number of journal events (intent, submit, handle, state changes,
+    checkpoints, settlement, output) written by that run, so it hits the work at random steps
+    however fast the machine and the scheduler are; the process is killed between any two of
+    its instructions, not only at journal writes."""
     rng = random.Random(seed)
     log: list[str] = []
     kills = rounds = 0
+    journal = cwd / "journal.sqlite"
     while kills < KILLS:
         rounds += 1
         assert rounds <= 3 * KILLS, f"only {kills} kills landed in {rounds} rounds: {log}"
         if between is not None:
             between(rounds)
         command = ["resume", "-q"] if rounds % 3 == 0 else batch
-        delay = rng.uniform(*window)
-        code, _, err = vidmatte(["--journal", "journal.sqlite", *command], env=env, cwd=cwd, kill_after=delay)
+        start = journal_events(journal)
+        wanted = rng.randint(*steps)
+        extra = rng.uniform(0.0, 0.05)  # and a little later than the event, to land anywhere in between
+
+        def due(start: int = start, wanted: int = wanted, extra: float = extra) -> bool:
+            if journal_events(journal) < start + wanted:
+                return False
+            time.sleep(extra)
+            return True
+
+        code, _, err = vidmatte(["--journal", "journal.sqlite", *command], env=env, cwd=cwd, kill_when=due)
         if code is None:
             kills += 1
-            log.append(f"{command[0]} killed at {delay:.2f} s")
+            log.append(f"{command[0]} killed {wanted} events in")
         else:
-            log.append(f"{command[0]} exited {code} before {delay:.2f} s {err.strip()[-200:]}")
+            log.append(f"{command[0]} exited {code} before {wanted} events {err.strip()[-200:]}")
     for _ in range(3):  # a fault may fail an input's try; the next run finishes it (never twice)
         code, out, err = vidmatte(["--journal", "journal.sqlite", *batch], env=env, cwd=cwd)
         log.append(f"final batch exited {code}")
@@ -137,7 +153,7 @@ def test_prama_batch_survives_kills(tmp_path: Path) -> None:
         )
         env = {**os.environ, "PRAMA_API_KEY": "prama-chaos-key", "VIDMATTE_CONFIG": str(tmp_path / "vidmatte.toml")}
         batch = ["batch", *(p.name for p in inputs), "-o", "out", "--backend", "prama", "--concurrency", "4", "-q"]
-        log = _chaos(batch, env, tmp_path / "in", seed=11, window=(1.5, 4.5))
+        log = _chaos(batch, env, tmp_path / "in", seed=11, steps=(1, 25))
         stats = get_json(f"{url}/_emulator/stats")
     (counters,) = stats.values()
     print("\n".join(log))
