@@ -140,6 +140,92 @@ async def clients(stack: AsyncExitStack, base: str) -> dict[str, Poll]:
     }
 
 
+async def layers(calls: int) -> list[str]:
+    """Where a framework poll's CPU goes, layer by layer, with no network (in-process transport)."""
+    import json
+
+    import httpx
+    from vidmatte_aigateway._parse import parse_job
+
+    import vidmatte
+    from benchmarks._canned_server import BODY
+    from vidmatte import BackendContext, JobHandle, RateLimiter
+    from vidmatte.contract import EventKind, JobEvent
+
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(BODY)).encode()),
+        (b"x-ratelimit-limit-requests", b"100000000"),
+        (b"x-ratelimit-remaining-requests", b"99999999"),
+        (b"x-ratelimit-reset-requests", b"1"),
+    ]
+
+    class Canned(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, headers=headers, content=BODY, request=request)
+
+    base = "http://127.0.0.1:9"
+    url = base + "/v1/jobs/job_0123456789abcdef0123"
+    auth = {"Authorization": "Bearer sk-bench"}
+    client = httpx.AsyncClient(transport=Canned(), base_url=base, follow_redirects=True)
+    prebuilt = client.build_request("GET", url, headers=auth)
+    plugins = vidmatte.load_plugins(environ={})
+    settings = {"base_url": base, "media_url": base, "api_key": "sk-bench", "min_poll_interval": 0.0}
+    context = BackendContext(settings=settings, env={}, transport=Canned(), limiter=RateLimiter(600.0))
+    backend = plugins.backend_spec("aigateway").factory(context)
+    handle = JobHandle("aigateway", "job_0123456789abcdef0123", time.time(), 30.0)
+    record = json.loads(BODY)
+    response = await client.send(prebuilt)
+    event = JobEvent(EventKind.PROGRESS, "aigateway", "bench", handle=handle)
+
+    async def transport_only() -> Any:
+        return json.loads((await Canned().handle_async_request(prebuilt)).content)
+
+    async def build() -> Any:
+        return client.build_request("GET", url, headers=auth)
+
+    async def send_prebuilt() -> Any:
+        return (await client.send(prebuilt)).content
+
+    async def httpx_get() -> Any:
+        return json.loads((await client.send(client.build_request("GET", url, headers=auth))).content)
+
+    async def parse() -> Any:
+        return parse_job(record, handle, headers=response.headers, price_per_second=backend.settings.price_per_second)
+
+    async def hook() -> Any:
+        return plugins.hook.vidmatte_job_event(event=event)
+
+    async def poll() -> Any:
+        return await backend.poll(handle)
+
+    rows = []
+    for name, fn, owner in [
+        ("httpx.Response built + json.loads (transport floor)", transport_only, "httpx"),
+        ("AsyncClient.build_request", build, "httpx (URL merge/parse, headers)"),
+        ("AsyncClient.send of a built request", send_prebuilt, "httpx (auth/redirect/cookie machinery)"),
+        ("build_request + send + json.loads", httpx_get, "httpx"),
+        ("parse_job (record -> JobSnapshot)", parse, "aigateway plugin"),
+        ("vidmatte_job_event hook call", hook, "pluggy"),
+        ("AigatewayBackend.poll, whole", poll, "aigateway + vidmatte.http.send"),
+    ]:
+        for _ in range(100):
+            await fn()
+        cpu0 = cpu_seconds()
+        for _ in range(calls):
+            await fn()
+        rows.append([name, owner, (cpu_seconds() - cpu0) / calls * 1e6])
+    await client.aclose()
+    await backend.aclose()
+    return [
+        table(
+            "B1 profile: CPU per call of each layer, no network (in-process transport), microseconds",
+            ["layer", "whose code", "CPU us/call"],
+            rows,
+        )
+    ]
+
+
 async def run(base: str, total: int, rounds: int, profile: bool) -> list[str]:
     out: list[str] = []
     results: dict[tuple[str, int], list[tuple[float, float]]] = {}
@@ -242,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         note = pin(0)
         lines = asyncio.run(run(f"http://127.0.0.1:{port}", total, rounds, args.profile))
+        lines += asyncio.run(layers(1000 if args.quick else 5000))
     finally:
         stop_process(server)
     print("\n".join(lines))

@@ -111,3 +111,59 @@ def test_a_thousand_jobs_at_600_a_minute_learned_then_cheaper_than_the_sdk() -> 
     per_job, rate_limited = run_virtual(main())
     assert rate_limited == 0
     assert per_job < 2.0
+
+
+def test_waiters_on_one_budget_sleep_once_each_and_go_in_order_at_the_rate() -> None:
+    """A thousand callers of acquire(): each wakes once, in turn, never faster than the rate."""
+    from vidmatte import RateLimiter
+
+    async def main() -> tuple[list[float], int]:
+        limiter = RateLimiter(600.0)  # 9.5 a second after the safety margin
+        sleeps = 0
+        sleep = limiter._clock.sleep
+
+        async def counting(seconds: float) -> None:
+            nonlocal sleeps
+            sleeps += 1
+            await sleep(seconds)
+
+        limiter._clock.sleep = counting  # type: ignore[method-assign]
+        times: list[float] = []
+
+        async def caller() -> None:
+            await limiter.acquire()
+            times.append(asyncio.get_running_loop().time())
+
+        await asyncio.gather(*(caller() for _ in range(1000)))
+        return times, sleeps
+
+    times, sleeps = run_virtual(main())
+    assert sleeps <= 1000
+    assert times == sorted(times)
+    rate = 600.0 * 0.95 / 60.0
+    # Any window holds at most burst + rate * window requests.
+    for i in range(0, 1000, 37):
+        for j in range(i + 1, 1000, 53):
+            assert j - i + 1 <= 5 + rate * (times[j] - times[i]) + 1e-6
+    assert times[-1] >= (1000 - 5) / rate - 1e-6
+
+
+def test_a_pause_spaces_the_waiters_after_it_instead_of_releasing_them_at_once() -> None:
+    from vidmatte import RateLimiter
+
+    async def main() -> list[float]:
+        limiter = RateLimiter(600.0)
+        limiter.pause(10.0)
+        times: list[float] = []
+
+        async def caller() -> None:
+            await limiter.acquire()
+            times.append(asyncio.get_running_loop().time())
+
+        await asyncio.gather(*(caller() for _ in range(20)))
+        return times
+
+    times = run_virtual(main())
+    assert min(times) >= 10.0 - 1e-9
+    rate = 600.0 * 0.95 / 60.0
+    assert times[-1] - times[0] >= 19 / rate - 1e-6
