@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -99,7 +100,19 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_job ON events (job_key);
 """
 
-_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "credential", "signature", "cookie")
+_SECRET_WORDS = frozenset(
+    {"key", "token", "secret", "password", "passwd", "auth", "authorization", "credential", "credentials"}
+    | {"signature", "sig", "cookie", "bearer", "session"}
+)
+_SECRET_ENDINGS = ("apikey", "accesskey", "secretkey", "token", "secret", "password")
+
+
+def _secret_name(name: str) -> bool:
+    """True when an option's name says its value is a credential (``api_key``, ``Authorization``,
+    ``webhookSecret``), but not for names that merely contain such letters (``keyframes``)."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower()
+    words = [w for w in re.split(r"[^a-z0-9]+", spaced) if w]
+    return any(w in _SECRET_WORDS or w.endswith(_SECRET_ENDINGS) for w in words)
 
 
 class JournalError(VidmatteError):
@@ -136,7 +149,7 @@ def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` with every value whose name looks secret replaced by ``"***"`` (nested too)."""
     clean: dict[str, Any] = {}
     for name, value in options.items():
-        if any(word in str(name).lower() for word in _SECRET_WORDS):
+        if _secret_name(str(name)):
             clean[str(name)] = "***"
         elif isinstance(value, Mapping):
             clean[str(name)] = redact_options(value)

@@ -108,10 +108,13 @@ def test_a_journaled_job_keeps_its_one_reservation_when_submitted_again(tmp_path
 
 def test_secrets_never_reach_the_journal(tmp_path: Path) -> None:
     secret = "sk-live-9f8e7d6c5b4a"
-    assert redact_options({"api_key": secret, "nested": {"Authorization": secret, "size": "hd"}, "n": 2}) == {
+    options = {"api_key": secret, "nested": {"Authorization": secret, "size": "hd"}, "webhookSecret": secret}
+    assert redact_options({**options, "keyframes": 12, "monkey": "ok"}) == {
         "api_key": "***",
         "nested": {"Authorization": "***", "size": "hd"},
-        "n": 2,
+        "webhookSecret": "***",
+        "keyframes": 12,
+        "monkey": "ok",
     }
     provider = FakeProvider()
     path = tmp_path / "journal.sqlite"
