@@ -18,9 +18,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import re
-import socket
 import sqlite3
 import threading
 import time
@@ -29,9 +26,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from vidmatte._budget import BudgetLimits, Committed, check_reservation
+from vidmatte._journal_records import (
+    JobRecord,
+    Step,
+    alive,
+    default_journal_path,
+    record_of,
+    redact_options,
+    this_process,
+)
 from vidmatte._models import JobHandle, JobState
 from vidmatte.errors import VidmatteError
 
@@ -51,6 +55,9 @@ MEMORY = ":memory:"
 _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT = 15.0
 """Seconds a write waits for another process's transaction before the journal is reported locked."""
+
+_ADDED_COLUMNS = {"frames_paid": "INTEGER NOT NULL DEFAULT 0", "owner": "TEXT"}
+"""Columns of ``jobs`` added after schema 1 was first written, and their types."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -100,191 +107,15 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_job ON events (job_key);
 """
 
-_SECRET_WORDS = frozenset(
-    {"key", "token", "secret", "password", "passwd", "auth", "authorization", "credential", "credentials"}
-    | {"signature", "sig", "cookie", "bearer", "session"}
-)
-_SECRET_ENDINGS = ("apikey", "accesskey", "secretkey", "token", "secret", "password")
-
-
-def _secret_name(name: str) -> bool:
-    """True when an option's name says its value is a credential (``api_key``, ``Authorization``,
-    ``webhookSecret``), but not for names that merely contain such letters (``keyframes``)."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower()
-    words = [w for w in re.split(r"[^a-z0-9]+", spaced) if w]
-    return any(w in _SECRET_WORDS or w.endswith(_SECRET_ENDINGS) for w in words)
-
 
 class JournalError(VidmatteError):
     """The journal cannot be opened, read or written (corrupt, locked, unwritable)."""
-
-
-class Step:
-    """How far a job got; the names stored in the journal's ``step`` column."""
-
-    INTENT = "intent"
-    """Reserved and journaled; the submit has not been sent."""
-    SUBMITTING = "submitting"
-    """The submit may have been sent: its outcome is unknown until reconciled."""
-    SUBMITTED = "submitted"
-    """The backend accepted it; the handle is journaled."""
-    FINISHED = "finished"
-    """Terminal at the backend (state says which); the output may still need writing."""
-    DONE = "done"
-    """The output is written and checksummed (or the job ended without one)."""
-    REFUSED = "refused"
-    """Never ran: vetoed by a budget or refused by the backend.  Nothing was spent."""
-
-    UNFINISHED = (INTENT, SUBMITTING, SUBMITTED, FINISHED)
-
-
-def default_journal_path() -> Path:
-    """``journal.sqlite`` in the user data directory."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("vidmatte")) / "journal.sqlite"
-
-
-def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` with every value whose name looks secret replaced by ``"***"`` (nested too)."""
-    clean: dict[str, Any] = {}
-    for name, value in options.items():
-        if _secret_name(str(name)):
-            clean[str(name)] = "***"
-        elif isinstance(value, Mapping):
-            clean[str(name)] = redact_options(value)
-        elif isinstance(value, str | int | float | bool) or value is None:
-            clean[str(name)] = value
-        else:
-            clean[str(name)] = str(value)
-    return clean
-
-
-def _decimal(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
-
-
-@attrs.frozen
-class JobRecord:
-    """One journaled job, as the journal last saw it."""
-
-    job_key: str
-    input_key: str | None
-    run_id: str
-    backend: str
-    source: str | None
-    dest: str | None
-    request: dict[str, Any]
-    step: str
-    state: JobState
-    handle: JobHandle | None
-    estimate: Decimal
-    reserved: Decimal
-    actual: Decimal | None
-    currency: str
-    unit_price: Decimal | None
-    day: str
-    output_sha256: str | None
-    error: str | None
-    attempts: int
-    calls: int
-    """Frames paid for, from the frame checkpoints: masks kept on disk (they are never bought
-    again), or the calls of each attempt added up, whichever is more."""
-    frames_done: int | None
-    frames_total: int | None
-    created_at: float
-    updated_at: float
-    owner: str | None = None
-    """``host:pid`` of the process that last ran the job."""
-
-    @property
-    def finished(self) -> bool:
-        """True when nothing is left to do for this job."""
-        return self.step in (Step.DONE, Step.REFUSED)
-
-    @property
-    def spent(self) -> Decimal:
-        """Money this job has cost so far: settled, else what checkpoints prove was paid."""
-        if self.actual is not None:
-            return self.actual
-        if self.unit_price is not None:
-            return self.unit_price * self.calls
-        return Decimal(0)
-
-    @property
-    def committed(self) -> Decimal:
-        """What the budget counts: the settled cost, else the larger of reservation and spend."""
-        if self.actual is not None:
-            return self.actual
-        return max(self.reserved, self.spent)
-
-    @property
-    def succeeded(self) -> bool:
-        """True when the output was written."""
-        return self.step == Step.DONE and self.state is JobState.SUCCEEDED
-
-
-def _record(row: sqlite3.Row) -> JobRecord:
-    handle = JobHandle.from_json(row["handle"]) if row["handle"] else None
-    return JobRecord(
-        job_key=row["job_key"],
-        input_key=row["input_key"],
-        run_id=row["run_id"],
-        backend=row["backend"],
-        source=row["source"],
-        dest=row["dest"],
-        request=json.loads(row["request"] or "{}"),
-        step=row["step"],
-        state=JobState(row["state"]),
-        handle=handle,
-        estimate=Decimal(row["estimate"]),
-        reserved=Decimal(row["reserved"]),
-        actual=_decimal(row["actual"]),
-        currency=row["currency"],
-        unit_price=_decimal(row["unit_price"]),
-        day=row["day"],
-        output_sha256=row["output_sha256"],
-        error=row["error"],
-        attempts=row["attempts"],
-        calls=max(int(row["calls"] or 0), int(row["frames_paid"] or 0)),
-        frames_done=row["frames_done"],
-        frames_total=row["frames_total"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        owner=row["owner"],
-    )
 
 
 _SELECT = """
 SELECT jobs.*, (SELECT COALESCE(SUM(calls), 0) FROM attempts WHERE attempts.job_key = jobs.job_key) AS calls
 FROM jobs
 """
-
-
-_HOST = socket.gethostname()
-_FOREIGN_LEASE = 600.0
-"""Seconds a job last touched by a process on another host is taken to be still in its hands."""
-
-
-def this_process() -> str:
-    """The owner name of jobs this process runs: ``host:pid``."""
-    return f"{_HOST}:{os.getpid()}"
-
-
-def _alive(owner: str | None, updated_at: float, now: float) -> bool:
-    """True when ``owner`` (``host:pid``) may still be running the job."""
-    if not owner or owner == this_process():
-        return False
-    host, _, pid = owner.rpartition(":")
-    if host != _HOST:
-        return now - updated_at < _FOREIGN_LEASE
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
 
 
 def _today(now: float) -> str:
@@ -359,8 +190,20 @@ class Journal:
                 raise JournalError(
                     f"journal {self.path!r} was written by a newer vidmatte (schema {version}); upgrade vidmatte"
                 )
+            self._add_columns()
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+
+    def _add_columns(self) -> None:
+        """Columns added to the schema since a journal was made (a journal is never rewritten)."""
+        present = {row["name"] for row in self._conn.execute("PRAGMA table_info(jobs)")}
+        missing = {name: kind for name, kind in _ADDED_COLUMNS.items() if name not in present}
+        if missing:
+            with self._write() as conn:
+                present = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+                for name, kind in missing.items():
+                    if name not in present:
+                        conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def _schema_version(self) -> int | None:
         exists = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
@@ -474,12 +317,12 @@ class Journal:
                 if existing is not None and existing["step"] != Step.REFUSED:
                     conn.execute("UPDATE jobs SET updated_at = ? WHERE job_key = ?", (now, job_key))
                     self._event(conn, job_key, "intent-again", now)
-                    return _record(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
+                    return record_of(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
                 if input_key is not None:
                     self._claim(conn, job_key, input_key)
                 if limits is not None and limits.any:
                     rows = conn.execute(_SELECT + " WHERE day = ? OR run_id = ?", (day, run_id)).fetchall()
-                    records = [_record(row) for row in rows]
+                    records = [record_of(row) for row in rows]
                     committed = Committed(
                         day=sum((r.committed for r in records if r.day == day), Decimal(0)),
                         run=sum((r.committed for r in records if r.run_id == run_id), Decimal(0)),
@@ -511,7 +354,7 @@ class Journal:
                     ),
                 )
                 self._event(conn, job_key, "intent", now, estimate=str(estimate), reserved=str(estimate))
-                return _record(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
+                return record_of(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 
@@ -538,7 +381,7 @@ class Journal:
                 row = conn.execute("SELECT owner, updated_at FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
                 if row is None:
                     return
-                if _alive(row["owner"], row["updated_at"], now):
+                if alive(row["owner"], row["updated_at"], now):
                     raise JournalError(
                         f"job {job_key[:12]} is being run by process {row['owner']}; "
                         "resume it when that process has ended"
@@ -681,7 +524,7 @@ class Journal:
                 row = conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone()
                 if row is None:
                     return amount
-                record = _record(row)
+                record = record_of(row)
                 if record.unit_price is not None and record.calls:
                     amount = record.unit_price * record.calls
                 conn.execute(
@@ -744,18 +587,18 @@ class Journal:
     def get(self, job_key: str) -> JobRecord | None:
         """The job journaled under ``job_key``."""
         rows = self._query(_SELECT + " WHERE job_key = ?", (job_key,))
-        return _record(rows[0]) if rows else None
+        return record_of(rows[0]) if rows else None
 
     def by_input(self, input_key: str) -> list[JobRecord]:
         """Every job journaled for a batch input, oldest first."""
         rows = self._query(_SELECT + " WHERE input_key = ? ORDER BY created_at, rowid", (input_key,))
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     def unfinished(self) -> list[JobRecord]:
         """Jobs with work left (submitted or not, output not written), oldest first."""
         marks = ", ".join("?" for _ in Step.UNFINISHED)
         rows = self._query(_SELECT + f" WHERE step IN ({marks}) ORDER BY created_at, rowid", Step.UNFINISHED)
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     def jobs(self, *, limit: int | None = None) -> list[JobRecord]:
         """Journaled jobs, newest first."""
@@ -764,7 +607,7 @@ class Journal:
         if limit is not None:
             sql += " LIMIT ?"
             params = (limit,)
-        return [_record(row) for row in self._query(sql, params)]
+        return [record_of(row) for row in self._query(sql, params)]
 
     def events(self, job_key: str) -> list[tuple[str, dict[str, Any]]]:
         """The event log of one job: (kind, detail), in order."""

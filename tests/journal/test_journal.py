@@ -225,3 +225,20 @@ def test_a_job_another_live_process_runs_is_not_taken_over(tmp_path: Path) -> No
         record = journal.get("dead")
         assert record is not None
         assert record.owner == f"{host}:{os.getpid()}"
+
+
+def test_a_journal_from_before_the_last_columns_gains_them_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with Journal.open(path) as journal:
+        journal.intend("k", backend="b", run_id="r", estimate=Decimal("0.3"))
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE jobs DROP COLUMN owner")
+    conn.execute("ALTER TABLE jobs DROP COLUMN frames_paid")
+    conn.commit()
+    conn.close()
+    with Journal.open(path) as journal:
+        record = journal.get("k")
+        assert record is not None
+        assert record.reserved == Decimal("0.3")
+        journal.take("k")
+        journal.checkpoint("k", calls=1, frames_matted=1)
