@@ -16,7 +16,7 @@ import attrs
 
 from vidmatte._models import JobHandle, JobState
 
-__all__ = ["JobRecord", "Step", "default_journal_path", "record_of", "redact_options", "this_process", "alive"]
+__all__ = ["JobRecord", "Step", "alive", "default_journal_path", "record_of", "redact_options", "this_process"]
 
 _SECRET_WORDS = frozenset(
     {"key", "token", "secret", "password", "passwd", "auth", "authorization", "credential", "credentials"}
