@@ -4,8 +4,12 @@ Under ``cache_dir/<job key>/``:
 
 * ``masks/chunk-<first index>.npz``: one per :meth:`FrameMatter.matte` call,
   the frame indices and their masks (zlib-compressed), written atomically;
+* ``request.json``: the job as submitted (a bytes source is kept as
+  ``source.bin``), so any backend instance, in any process, can pick up a job
+  it did not start: polling it resumes it from its kept masks;
 * ``output.<ext>`` (or ``output/`` for PNG) and ``done.json``: the finished
-  result and what it is, so any later process can poll and download it.
+  result and what it is, so any later process can poll and download it;
+* ``ended.json``: a job that failed or was cancelled (a new submit clears it).
 
 :func:`prune` keeps the folder from growing: finished outputs go a day after
 they were made (long enough to download them after a crash), kept masks of
@@ -146,6 +150,36 @@ class JobStore:
         os.replace(tmp, self.dir / "done.json")
         shutil.rmtree(self.masks_dir, ignore_errors=True)
         self._chunks.clear()
+
+    def _write_json(self, name: str, record: dict[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f"{name}.tmp"
+        tmp.write_text(json.dumps(record, sort_keys=True))
+        os.replace(tmp, self.dir / name)
+
+    def _read_json(self, name: str) -> dict[str, Any] | None:
+        try:
+            record = json.loads((self.dir / name).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def save_request(self, record: dict[str, Any]) -> None:
+        """Keep the submitted job (so another instance can resume it); clears an earlier end."""
+        self._write_json("request.json", record)
+        (self.dir / "ended.json").unlink(missing_ok=True)
+
+    def request(self) -> dict[str, Any] | None:
+        """The submitted job, if any."""
+        return self._read_json("request.json")
+
+    def mark_ended(self, state: str, message: str | None = None, code: str | None = None) -> None:
+        """Record that the job failed or was cancelled."""
+        self._write_json("ended.json", {"state": state, "message": message, "code": code})
+
+    def ended(self) -> dict[str, Any] | None:
+        """How the job ended, when it failed or was cancelled."""
+        return self._read_json("ended.json")
 
     def done(self) -> dict[str, Any] | None:
         """The finished-output record, when the output exists."""

@@ -7,6 +7,11 @@ reassembly, temporal smoothing, edge refinement against the full-resolution
 frames, and encoding straight into the requested output format.  ``poll``
 reports progress, ``cancel`` stops it, ``download`` delivers the file.
 
+Jobs are reattachable: the request is kept on disk, so a backend instance
+(in this process or another) polling a job it does not run watches it if it
+runs in this process, or resumes it.  Closing a backend stops its jobs without
+cancelling them; :meth:`FrameBackend.cancel` cancels for good.
+
 Masks already obtained are kept under ``context.cache_dir`` keyed by the
 idempotency key: submitting the same key again after a crash never asks the
 matter again for those frames (never pay twice for a frame).  Masks of a free
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 from decimal import Decimal
@@ -46,6 +52,7 @@ from vidmatte._models import (
     MattingRequest,
     MediaInfo,
     OutputFormat,
+    Source,
 )
 from vidmatte._ratelimit import RateLimiter
 from vidmatte.contract import BackendContext, EventKind, FrameMatter, JobEvent, MattingBackend
@@ -63,7 +70,7 @@ _MEDIA_TYPES = {
 }
 
 
-@attrs.define
+@attrs.define(eq=False)
 class _Job:
     handle: JobHandle
     store: JobStore
@@ -74,6 +81,24 @@ class _Job:
     task: asyncio.Task[None] | None = None
     cost: Decimal = Decimal(0)
     price: Cost | None = None
+    owner: object = None
+    """The backend instance running it."""
+    interrupted: bool = False
+    """Stopped because its backend closed (not cancelled): any instance may resume it."""
+
+
+# Jobs running in this process, by job folder: every backend instance sees them, so a second
+# instance polling a job the first is running watches it instead of running it again.
+_ACTIVE: dict[str, _Job] = {}
+
+
+def _active(store: JobStore) -> _Job | None:
+    job = _ACTIVE.get(str(store.dir))
+    if job is not None and (job.interrupted or job.task is None or job.task.done()):
+        # Stopped (its backend closed, perhaps before the task ever ran): resumable, not running.
+        del _ACTIVE[str(store.dir)]
+        return None
+    return job
 
 
 def frame_backend(matter: FrameMatter, context: BackendContext, *, capabilities: Capabilities) -> MattingBackend:
@@ -173,19 +198,27 @@ class FrameBackend:
         )
 
     async def submit(self, request: MattingRequest, *, idempotency_key: str) -> JobHandle:
-        """Start the job in this process (or find it: same key, same job)."""
+        """Start the job in this process (or find it: same key, same job).
+
+        A key whose job failed or was cancelled starts again, reusing the masks
+        kept from before.
+        """
+        from vidmatte._converter import converter
         from vidmatte.media import check_output
 
         known = self._jobs.get(idempotency_key)
-        if known is not None and known.state in (JobState.RUNNING, JobState.SUCCEEDED):
+        if known is not None and known.state in (JobState.RUNNING, JobState.SUCCEEDED) and not known.interrupted:
             return known.handle
-        # A failed or cancelled job submitted again resumes: kept masks are reused.
         check_output(request.output)
         plan = FramePlan.from_options(request.options)
         if not self._pruned:
             self._pruned = True
             await asyncio.to_thread(prune, self.cache_dir)
         store = JobStore(self.cache_dir, idempotency_key)
+        active = _active(store)
+        if active is not None:
+            self._jobs[idempotency_key] = active
+            return active.handle
         done = store.done()
         if done is not None:
             job = self._finished_job(idempotency_key, store, done)
@@ -193,6 +226,7 @@ class FrameBackend:
             return job.handle
         source = self._source_path(request, store)
         info = await self._media(request, source)
+        kept = attrs.evolve(request, source=Source(path=str(source)), media=info)
         handle = JobHandle(
             backend=self.name,
             job_id=idempotency_key,
@@ -200,11 +234,25 @@ class FrameBackend:
             media_duration=info.duration,
             data={"frames": str(info.frame_count)},
         )
-        job = _Job(handle=handle, store=store, price=self.matter.cost_per_call())
+        record = {"request": converter.unstructure(kept), "handle": converter.unstructure(handle)}
+        await asyncio.to_thread(store.save_request, json.loads(json.dumps(record, default=str)))
+        return self._start(handle, store, kept, source, info, plan).handle
+
+    def _start(
+        self,
+        handle: JobHandle,
+        store: JobStore,
+        request: MattingRequest,
+        source: Path,
+        info: MediaInfo,
+        plan: FramePlan,
+    ) -> _Job:
+        job = _Job(handle=handle, store=store, price=self.matter.cost_per_call(), owner=self)
         job.counters.frames_total = info.frame_count
-        self._jobs[idempotency_key] = job
+        self._jobs[handle.job_id] = job
+        _ACTIVE[str(store.dir)] = job
         job.task = asyncio.create_task(self._run(job, request, source, info, plan), name=f"vidmatte-{self.name}")
-        return handle
+        return job
 
     async def _run(self, job: _Job, request: MattingRequest, source: Path, info: MediaInfo, plan: FramePlan) -> None:
         store = job.store
@@ -260,6 +308,12 @@ class FrameBackend:
         except Exception as exc:  # noqa: BLE001 - a job failure is reported by poll, never lost
             job.state = JobState.FAILED
             job.error = JobError(f"{type(exc).__name__}: {' '.join(str(exc).split())}", "internal")
+        finally:
+            if _ACTIVE.get(str(store.dir)) is job:
+                del _ACTIVE[str(store.dir)]
+        if job.error is not None:
+            with contextlib.suppress(OSError):
+                store.mark_ended(JobState.FAILED.value, job.error.message, job.error.code)
 
     def _artefact(self, record: dict[str, Any]) -> Artefact:
         fmt = OutputFormat(record["format"])
@@ -288,19 +342,43 @@ class FrameBackend:
         return job
 
     def _job(self, handle: JobHandle) -> _Job:
+        """The job behind ``handle``: ours, running elsewhere in this process, or found on disk.
+
+        A job submitted (by any process) but neither finished nor ended is
+        resumed here: its request was kept, and so were its paid-for masks.
+        """
         job = self._jobs.get(handle.job_id)
-        if job is not None:
+        if job is not None and not job.interrupted:
             return job
         store = JobStore(self.cache_dir, handle.job_id)
+        active = _active(store)
+        if active is not None:
+            self._jobs[handle.job_id] = active
+            return active
         record = store.done()
-        if record is None:
+        if record is not None:
+            job = self._finished_job(handle.job_id, store, record)
+            job.handle = handle
+            self._jobs[handle.job_id] = job
+            return job
+        ended = store.ended()
+        if ended is not None:
+            job = _Job(handle=handle, store=store, state=JobState(ended.get("state", "failed")))
+            if ended.get("message"):
+                job.error = JobError(str(ended["message"]), ended.get("code"))
+            self._jobs[handle.job_id] = job
+            return job
+        kept = store.request()
+        if kept is None:
             raise NotFoundError(
                 f"no job {handle.job_id!r} in this process or its cache", backend=self.name, job_id=handle.job_id
             )
-        job = self._finished_job(handle.job_id, store, record)
-        job.handle = handle
-        self._jobs[handle.job_id] = job
-        return job
+        from vidmatte._converter import converter
+
+        request = converter.structure(kept["request"], MattingRequest)
+        assert request.source.path is not None and request.media is not None
+        plan = FramePlan.from_options(request.options)
+        return self._start(handle, store, request, Path(request.source.path), request.media, plan)
 
     async def poll(self, handle: JobHandle) -> JobSnapshot:
         """The job's state, progress (frames encoded / frames), cost so far and, when done, its artefact."""
@@ -331,10 +409,17 @@ class FrameBackend:
         job = self._job(handle)
         if job.state.is_terminal or job.task is None:
             return CancelOutcome.ALREADY_TERMINAL
-        job.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await job.task
+        loop = job.task.get_loop()
+        if loop is not asyncio.get_running_loop():
+            # Started by a client on another event loop (another sync facade): ask that loop.
+            with contextlib.suppress(RuntimeError):  # that loop is closed: the job is gone with it
+                loop.call_soon_threadsafe(job.task.cancel)
+        else:
+            job.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job.task
         job.state = JobState.CANCELLED
+        await asyncio.to_thread(job.store.mark_ended, JobState.CANCELLED.value)
         return CancelOutcome.ACCEPTED
 
     async def download(self, handle: JobHandle, artefact: Artefact, dest: Path) -> None:
@@ -351,9 +436,10 @@ class FrameBackend:
         self._emit(EventKind.DOWNLOADED, job, path=str(dest))
 
     async def aclose(self) -> None:
-        """Cancel running jobs and release the matter."""
-        for job in self._jobs.values():
-            if job.task is not None and not job.task.done():
+        """Stop the jobs this instance runs (any instance may resume them later) and release the matter."""
+        for job in list(self._jobs.values()):
+            if job.owner is self and job.task is not None and not job.task.done():
+                job.interrupted = True
                 job.task.cancel()
                 try:
                     await job.task
