@@ -375,8 +375,16 @@ class FrameBackend:
             )
         from vidmatte._converter import converter
 
-        request = converter.structure(kept["request"], MattingRequest)
-        assert request.source.path is not None and request.media is not None
+        try:
+            request = converter.structure(kept["request"], MattingRequest)
+        except Exception:  # noqa: BLE001 - a damaged or foreign file: the job cannot be resumed
+            request = None
+        if request is None or request.source.path is None or request.media is None:
+            raise NotFoundError(
+                f"job {handle.job_id!r} was kept in an unreadable form; submit it again",
+                backend=self.name,
+                job_id=handle.job_id,
+            )
         plan = FramePlan.from_options(request.options)
         return self._start(handle, store, request, Path(request.source.path), request.media, plan)
 
