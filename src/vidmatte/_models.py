@@ -398,5 +398,9 @@ class Capabilities:
     """Seconds; polls closer together are wasted (the provider answers 304)."""
     failed_jobs_charged: bool = False
     cancelled_jobs_charged: bool = False
+    idempotent_submit: bool = False
+    """True when a submit repeated with the same idempotency key returns the job already
+    started instead of starting (and charging) another.  Resume relies on it to reconcile a
+    submit whose outcome is unknown; without it such a job is left for the user to check."""
     local: bool = False
     """True when the work runs on this machine (no provider, no money)."""

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from vidmatte._journal import JobRecord, JournalError, Step
 from vidmatte._models import Background, Cost, JobState, MattingRequest, OutputFormat, OutputSpec, Source
-from vidmatte.errors import ConfigurationError, JobFailedError, NotFoundError, VidmatteError
+from vidmatte.errors import (
+    ConfigurationError,
+    JobFailedError,
+    NotFoundError,
+    UnsupportedCapabilityError,
+    VidmatteError,
+)
 
 if TYPE_CHECKING:
     from vidmatte._client import AsyncClient, RemoveResult, ResumeOutcome
@@ -86,8 +92,21 @@ async def resume_job(client: AsyncClient, record: JobRecord, *, timeout: float |
         error = record.error or f"the job ended {record.state.value}"
         journal.done(record.job_key, error=error)
         raise JobFailedError(error, backend=record.backend, job_id=record.handle.job_id if record.handle else None)
-    journal.take(record.job_key)  # raises when another live process is running it
     live = client.backend(record.backend)
+    if (
+        record.handle is None
+        and record.step == Step.SUBMITTING
+        and not _in_process(live)
+        and not live.capabilities.idempotent_submit
+    ):
+        # The submit may have reached the provider, and sending it again could start (and
+        # charge) a second job: only the provider can tell, so the job waits for the user.
+        raise UnsupportedCapabilityError(
+            f"job {record.job_key}: its submit may have reached {record.backend}, which does not honour idempotency "
+            "keys; check the provider for the job before running it again",
+            backend=record.backend,
+        )
+    journal.take(record.job_key)  # raises when another live process is running it
     key = record.job_key
     client._expect(key, dest=record.dest, input_key=record.input_key)
     handle = record.handle

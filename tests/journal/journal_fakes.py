@@ -62,11 +62,13 @@ class FakeProvider:
     """Submits refused outright with a 400."""
     fail: bool = False
     hang_after_submit: bool = False
+    """The job is created, then the answer never comes (the process dies waiting for it)."""
+    honours_keys: bool = True
+    """Whether a repeated idempotency key returns the existing job (declared in capabilities)."""
     on_submit: Callable[[str], None] | None = None
     """Called with each new job's key (a test's way to act at that moment)."""
     disk_full_next: int = 0
     """Downloads that fail as if the disk were full."""
-    """The job is created, then the answer never comes (the process dies waiting for it)."""
 
     def submit(self, key: str) -> ProviderJob:
         if self.reject_next:
@@ -113,6 +115,7 @@ class FakeBackend:
     def __init__(self, context: BackendContext, provider: FakeProvider) -> None:
         self.context = context
         self.provider = provider
+        self.capabilities = attrs.evolve(FakeBackend.capabilities, idempotent_submit=provider.honours_keys)
         self.downloads = 0
 
     async def estimate(self, request: MattingRequest) -> Cost:

@@ -125,6 +125,26 @@ def test_a_submit_whose_answer_was_lost_is_reconciled_by_its_key_not_resubmitted
     assert provider.charges == 1
 
 
+def test_an_unknown_submit_is_not_resent_to_a_backend_that_ignores_keys(tmp_path: Path) -> None:
+    provider = FakeProvider(lose_next_answers=1, honours_keys=False)
+    journal = tmp_path / "journal.sqlite"
+
+    async def main() -> None:
+        async with _client(provider, journal) as client:
+            await client.remove(URL, tmp_path / "out.webm")
+
+    with pytest.raises(TransientError):
+        run_virtual(main())
+    (outcome,) = _resume(provider, journal)
+    assert not outcome.ok
+    assert "does not honour idempotency keys" in (outcome.error or "")
+    assert provider.submissions == 1  # never sent again: it could have been charged twice
+    with Journal.open(journal) as j:
+        (record,) = j.unfinished()
+        assert record.step == Step.SUBMITTING
+        assert record.reserved == PRICE
+
+
 def test_only_a_definite_refusal_releases_the_reservation(tmp_path: Path) -> None:
     provider = FakeProvider(reject_next=1)
     journal = tmp_path / "journal.sqlite"

@@ -73,6 +73,9 @@ def static_capabilities(settings: AigatewaySettings | None = None) -> Capabiliti
         min_poll_interval=settings.min_poll_interval,
         failed_jobs_charged=False,
         cancelled_jobs_charged=False,
+        # GUESS: the gateway's docs are silent on Idempotency-Key; the emulator honours it.
+        # A user whose gateway does not can set idempotent_submit = false.
+        idempotent_submit=settings.idempotent_submit,
     )
 
 

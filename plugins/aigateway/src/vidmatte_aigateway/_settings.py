@@ -71,6 +71,10 @@ class AigatewaySettings:
     timeout: float = 60.0
     """Seconds per HTTP request."""
     max_download_bytes: int = 8 * 1024**3
+    idempotent_submit: bool = True
+    """Whether the gateway returns the existing job for a repeated ``Idempotency-Key``
+    (assumed: undocumented).  With ``false``, a submit whose outcome is unknown after a
+    crash is left for you to check instead of being sent again."""
     retry_attempts: int = 5
     """Tries per submit, cancel or download request, the first included."""
 
