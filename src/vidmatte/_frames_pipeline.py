@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["PipelineRun", "RunCounters"]
+__all__ = ["PipelineRun", "RunCounters", "Superseded"]
 
 GUIDE_SIDE = 320
 """Longest side of the small frames used as the refinement guide and for change detection,
@@ -39,6 +39,10 @@ when the backend does not ask for small frames itself."""
 
 _HOLD_BYTES = 96 * 1024 * 1024
 """Frames waiting for the next sent frame's mask (frame economy) hold at most this much."""
+
+
+class Superseded(Exception):
+    """The job was taken over by another backend instance: this run stops quietly."""
 
 
 @attrs.define
@@ -85,6 +89,7 @@ class PipelineRun:
         on_checkpoint: Callable[[RunCounters, Path | None], None],
         smoothing: bool = True,
         refine: bool = True,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         self.matter = matter
         self.source = source
@@ -99,6 +104,7 @@ class PipelineRun:
         self.on_checkpoint = on_checkpoint
         self.smoothing = smoothing
         self.refine = refine
+        self.stopped = stopped
         self.counters = RunCounters(frames_total=info.frame_count)
         limits = matter.limits
         self.batch_size = max(1, limits.batch_size)
@@ -214,6 +220,8 @@ class PipelineRun:
         start out of order, and the assembler then waits on the late ones.
         """
         while (batch := await self._batches.get()) is not None:
+            if self.stopped():
+                raise Superseded  # before paying for anything more
             await self.semaphore.acquire()
             try:
                 if self.limiter is not None:
@@ -274,6 +282,8 @@ class PipelineRun:
         pending: list[_Slot] = []
         hold = None
         while (slot := await slots.get()) is not None:
+            if self.stopped():
+                raise Superseded
             if slot.propagated:
                 pending.append(slot)
                 if hold is None:

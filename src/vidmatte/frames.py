@@ -35,7 +35,7 @@ from typing import Any
 
 import attrs
 
-from vidmatte._frames_pipeline import PipelineRun, RunCounters
+from vidmatte._frames_pipeline import PipelineRun, RunCounters, Superseded
 from vidmatte._frames_plan import FramePlan
 from vidmatte._frames_store import JobStore, default_cache_dir, prune
 from vidmatte._models import (
@@ -85,6 +85,8 @@ class _Job:
     """The backend instance running it."""
     interrupted: bool = False
     """Stopped because its backend closed (not cancelled): any instance may resume it."""
+    superseded: bool = False
+    """Taken over by an instance on another event loop while this one's loop stood still."""
 
 
 # Jobs running in this process, by job folder: every backend instance sees them, so a second
@@ -94,8 +96,18 @@ _ACTIVE: dict[str, _Job] = {}
 
 def _active(store: JobStore) -> _Job | None:
     job = _ACTIVE.get(str(store.dir))
-    if job is not None and (job.interrupted or job.task is None or job.task.done()):
+    if job is None:
+        return None
+    if job.interrupted or job.task is None or job.task.done():
         # Stopped (its backend closed, perhaps before the task ever ran): resumable, not running.
+        del _ACTIVE[str(store.dir)]
+        return None
+    loop = job.task.get_loop()
+    if loop is not asyncio.get_running_loop() and not loop.is_running():
+        # Its loop stands still (a sync client between calls) and would never finish it while
+        # we wait: take the job over.  The old run starts no further matte calls and stops
+        # quietly when its loop runs again.
+        job.superseded = True
         del _ACTIVE[str(store.dir)]
         return None
     return job
@@ -207,7 +219,12 @@ class FrameBackend:
         from vidmatte.media import check_output
 
         known = self._jobs.get(idempotency_key)
-        if known is not None and known.state in (JobState.RUNNING, JobState.SUCCEEDED) and not known.interrupted:
+        if (
+            known is not None
+            and known.state in (JobState.RUNNING, JobState.SUCCEEDED)
+            and not known.interrupted
+            and not known.superseded
+        ):
             return known.handle
         check_output(request.output)
         plan = FramePlan.from_options(request.options)
@@ -272,6 +289,7 @@ class FrameBackend:
                 refine=plan.refine,
                 semaphore=self._semaphore,
                 limiter=self._limiter,
+                stopped=lambda: job.superseded,
                 on_progress=lambda counters: self._emit(EventKind.PROGRESS, job),
                 on_checkpoint=lambda counters, chunk: self._emit(
                     EventKind.CHECKPOINT,
@@ -302,6 +320,9 @@ class FrameBackend:
         except asyncio.CancelledError:
             job.state = JobState.CANCELLED
             raise
+        except Superseded:
+            job.state = JobState.CANCELLED
+            return
         except VidmatteError as exc:
             job.state = JobState.FAILED
             job.error = JobError(str(exc), type(exc).__name__)
@@ -348,7 +369,7 @@ class FrameBackend:
         resumed here: its request was kept, and so were its paid-for masks.
         """
         job = self._jobs.get(handle.job_id)
-        if job is not None and not job.interrupted:
+        if job is not None and not job.interrupted and not job.superseded:
             return job
         store = JobStore(self.cache_dir, handle.job_id)
         active = _active(store)

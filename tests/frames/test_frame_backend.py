@@ -355,3 +355,27 @@ def test_a_cancelled_job_stays_cancelled_for_other_instances(clip: Path, tmp_pat
         return (await other.poll(handle)).state
 
     assert asyncio.run(main()) is JobState.CANCELLED
+
+
+def test_a_job_left_on_a_still_loop_is_taken_over(clip: Path, tmp_path: Path) -> None:
+    # Two sync clients: each runs its own event loop, only during its calls.  A job submitted
+    # by the first would never advance while the second waits for it, so the second takes it over.
+    cache = tmp_path / "cache"
+    first_matter, second_matter = FakeMatter(), FakeMatter()
+    first = make_backend(first_matter, cache)
+    still = asyncio.new_event_loop()
+    try:
+        handle = still.run_until_complete(first.submit(request(clip), idempotency_key="sync"))
+
+        async def second_client() -> JobState:
+            second = make_backend(second_matter, cache)
+            snapshot = await wait(second, JobHandle.from_json(handle.to_json()))
+            await second.aclose()
+            return snapshot.state
+
+        assert asyncio.run(second_client()) is JobState.SUCCEEDED
+        still.run_until_complete(first.aclose())  # the first client closes: its stale run ends quietly
+    finally:
+        still.close()
+    assert close(sorted(first_matter.sent + second_matter.sent), [level(i) for i in range(FRAMES)])
+    assert len(alphas(next(cache.glob("sync-*")) / "output")) == FRAMES
