@@ -12,7 +12,7 @@
 
 from vidmatte.media._composite import Compositor, check_output, resolve_output, wants_alpha
 from vidmatte.media._convert import convert
-from vidmatte.media._decode import DecodedFrame, VideoReader, read_frames_rgba
+from vidmatte.media._decode import DecodedFrame, VideoReader, frame_rgb, read_frames_rgba
 from vidmatte.media._encode import FrameWriter, open_writer, temporary_sibling
 from vidmatte.media._probe import probe
 from vidmatte.media._sample import make_sample_clip, sample_person_box
@@ -24,6 +24,7 @@ __all__ = [
     "VideoReader",
     "check_output",
     "convert",
+    "frame_rgb",
     "make_sample_clip",
     "open_writer",
     "probe",
