@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer requests and rounds (CI smoke test)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of the framework path")
     args = parser.parse_args(argv)
-    total, rounds = (500, 1) if args.quick else (2000, 3)
+    total, rounds = (500, 1) if args.quick else (1500, 3)
     port = free_port()
     server = start_process(
         [PYTHON, str(ROOT / "benchmarks" / "_canned_server.py"), str(port)], ready="listening", cpu=1
