@@ -17,17 +17,6 @@ import attrs
 from vidmatte import MattingRequest, OutputFormat, OutputSpec, Source
 from vidmatte.contracts import BackendSubject, Group, Scenario, ScenarioSet
 
-_RUNNING_JOBS_ARE_INSTANCE_LOCAL = (
-    "a running job is known only to the backend instance running it (closing it cancels the job); "
-    "other instances find finished jobs only, in the cache"
-)
-FRAME_PIPELINE_DEVIATIONS = {
-    # Found by this suite in vidmatte.frames (the core's frame pipeline, used by local and prama);
-    # reported to the lead.  Strict xfail: the fix shows as XPASS.
-    "test_submit_returns_reattachable_handle": _RUNNING_JOBS_ARE_INSTANCE_LOCAL,
-    "test_sync_client_reattaches_a_handle_from_json": _RUNNING_JOBS_ARE_INSTANCE_LOCAL,
-}
-
 
 def from_plugin_helper(module: str) -> BackendSubject:
     """``module.contract_subject()``: the subject a plugin publishes."""
@@ -65,7 +54,7 @@ def prama() -> BackendSubject:
         request=_local_request,
         virtual_time=False,
         job_timeout=120.0,
-        deviations={**FRAME_PIPELINE_DEVIATIONS, **subject.deviations},
+        deviations=dict(subject.deviations),
     )
 
 
@@ -100,7 +89,6 @@ def local() -> BackendSubject:
         idempotency_header=None,
         virtual_time=False,
         job_timeout=120.0,
-        deviations=FRAME_PIPELINE_DEVIATIONS,
     )
 
 
