@@ -119,8 +119,9 @@ class _Lane:
         self.heap: list[tuple[float, int, _Job]] = []
         self.wakeup = asyncio.Event()
         self.driver: asyncio.Task[None] | None = None
-        self.jobs: set[_Job] = set()
-        """Jobs waiting on this lane (the budget is shared among them)."""
+        self.jobs: dict[_Job, None] = {}
+        """Jobs waiting on this lane, in arrival order (the budget is shared among them; a dict
+        so that re-planning walks them in a reproducible order)."""
         self.stats = SchedulerStats()
         self.explorers = 0
         self.planned_with: float | None = None
@@ -209,7 +210,7 @@ class Scheduler:
         return max(1, min(most, int(affordable)))
 
     def _plan_job(self, lane: _Lane, job: _Job) -> None:
-        lane.jobs.add(job)
+        lane.jobs[job] = None
         duration = job.handle.media_duration
         job.plan = []
         if duration is None or duration <= 0:
@@ -298,7 +299,7 @@ class Scheduler:
             if job.future.done() or token != job.token:
                 heapq.heappop(lane.heap)
                 if job.future.done():
-                    lane.jobs.discard(job)
+                    lane.jobs.pop(job, None)
                 continue
             now = self._clock.monotonic()
             if due > now + 1e-6:
@@ -308,7 +309,7 @@ class Scheduler:
                 continue
             if job.deadline is not None and now >= job.deadline:
                 heapq.heappop(lane.heap)
-                lane.jobs.discard(job)
+                lane.jobs.pop(job, None)
                 self._expire(lane, job)
                 continue
             wait = lane.limiter.try_acquire()
@@ -351,7 +352,7 @@ class Scheduler:
             job.errors = 0
             hint = self._observe(lane, job, snapshot)
             if job.future.done():
-                lane.jobs.discard(job)
+                lane.jobs.pop(job, None)
                 return
         finally:
             job.in_flight = False
@@ -399,7 +400,7 @@ class Scheduler:
     def _finish(
         self, lane: _Lane, job: _Job, *, snapshot: JobSnapshot | None = None, error: BaseException | None = None
     ) -> None:
-        lane.jobs.discard(job)
+        lane.jobs.pop(job, None)
         if job.future.done():
             return
         if error is not None:
