@@ -43,7 +43,7 @@ _log = logging.getLogger("vidmatte")
 
 _MAX_POLL_ERRORS = 8
 """Consecutive failed polls of one job before the error is raised to its waiter."""
-_REPLAN_FACTOR = 1.5
+_REPLAN_FACTOR = 2.5
 """Change (either way) of the model's typical prediction that re-plans every waiting job.
 Smaller drifts are left alone: the first completions of a batch are its fastest jobs,
 and chasing their optimism would pull every look early."""
