@@ -67,6 +67,10 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
+_RNG = random.Random()
+"""Jitter for retries; one generator (a new one per call would seed from os.urandom each time)."""
+
+
 def default_transport() -> httpx.AsyncBaseTransport:
     """The transport used when none is injected.
 
@@ -319,7 +323,7 @@ async def send(
     are returned instead of raised.
     """
     clock = clock or LoopClock()
-    rng = rng or random.Random()
+    rng = rng or _RNG
     attempt = 0
     while True:
         attempt += 1

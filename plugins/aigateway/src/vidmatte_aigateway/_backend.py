@@ -55,6 +55,9 @@ _REFRESHES = 3
 """Times an expired result URL is refreshed (by re-reading the job) before giving up."""
 _SUBMIT_READS = 3
 """Submits sent (same idempotency key) while the gateway's 2xx answer is unreadable."""
+_POLL_POLICY = RetryPolicy(attempts=1)
+"""Polls send one request: the scheduler owns waiting and retrying them."""
+_NOT_MODIFIED = frozenset({304})
 _EXPIRY_MARGIN = 30.0
 """Seconds before a known expiry at which a URL is treated as expired already."""
 
@@ -242,8 +245,8 @@ class AigatewayBackend:
             "GET",
             self._url(f"/v1/jobs/{quote(job_id, safe='')}"),
             job_id=job_id,
-            policy=RetryPolicy(attempts=1),
-            ok_statuses=frozenset({304}),
+            policy=_POLL_POLICY,
+            ok_statuses=_NOT_MODIFIED,
         )
         now = self._clock.wall()
         interval = self._settings.min_poll_interval
