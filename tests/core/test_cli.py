@@ -17,6 +17,13 @@ KEY = "sk-aig-TOPSECRET-cli-0123456789"
 
 def _run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDMATTE_", "AIGATEWAY_", "PRAMA_"))}
+    # The user's own journal, cache and config stay untouched: everything lives in the test's folder.
+    full_env.update(
+        VIDMATTE_JOURNAL=str(cwd / ".journal.sqlite"),
+        XDG_CACHE_HOME=str(cwd / ".cache"),
+        XDG_CONFIG_HOME=str(cwd / ".config"),
+        XDG_DATA_HOME=str(cwd / ".data"),
+    )
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "vidmatte", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=240
@@ -65,6 +72,7 @@ def test_bad_input_is_one_line_without_traceback(tmp_path: Path, clip: Path, arg
     assert message in lines[0]
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("out*"))
+    assert not list(tmp_path.glob("no/**/*"))
 
 
 def test_config_show_masks_secrets(tmp_path: Path) -> None:
@@ -85,7 +93,7 @@ def test_remove_on_the_offline_default_writes_a_webm_with_meaningful_alpha(tmp_p
     alpha = np.stack([f[..., 3] for f in frames]).astype(np.float32) / 255
     assert alpha.max() > 0.9, "nothing is opaque"
     assert alpha.min() < 0.1, "nothing is transparent"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.webm"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["out.webm"]
 
 
 def test_estimate_reports_each_backend(tmp_path: Path, clip: Path) -> None:
