@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from vidmatte._files import file_sha256
 from vidmatte._journal import JobRecord, Journal, Step
 from vidmatte._models import Cost, JobState, OutputFormat
 from vidmatte.errors import ConfigurationError, MediaError, VidmatteError
@@ -35,7 +36,6 @@ __all__ = [
     "check_output_dir",
     "default_format",
     "expand_inputs",
-    "file_sha256",
     "input_key",
     "plan_batch",
     "run_batch",
@@ -136,15 +136,6 @@ def plan_batch(inputs: Iterable[Path], out_dir: Path, fmt: OutputFormat) -> list
         taken.add(name)
         items.append(BatchItem(source, out_dir / name))
     return items
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's content."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def input_key(content_sha256: str, dest: Path, options: Mapping[str, Any], backend: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import tempfile
@@ -19,6 +18,7 @@ import httpx
 from vidmatte._budget import BudgetLimits
 from vidmatte._clock import Clock, LoopClock
 from vidmatte._config import Settings, load_settings
+from vidmatte._files import file_sha256
 from vidmatte._journal import MEMORY, JobRecord, Journal
 from vidmatte._journal_plugin import JobContext, JournalPlugin
 from vidmatte._models import (
@@ -519,7 +519,7 @@ class AsyncClient:
                     from vidmatte import media
 
                     await asyncio.to_thread(media.convert, raw, dest, output)
-            digest = await asyncio.to_thread(_sha256, dest) if dest.is_file() else None
+            digest = await asyncio.to_thread(file_sha256, dest) if dest.is_file() else None
         except OSError as exc:
             error = MediaError(f"cannot write {str(dest)!r}: {exc.strerror or exc}{self._kept_note()}")
             self._note(job_key, error)
@@ -693,14 +693,6 @@ def _unit_price(backend: MattingBackend) -> Decimal | None:
     if isinstance(backend, FrameBackend):
         return backend.matter.cost_per_call().amount
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Client:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from vidmatte import Cost, CostKind, FrameLimits
+from vidmatte import FrameLimits
 from vidmatte.errors import ConfigurationError
 from vidmatte_local._settings import LocalSettings
+from vidmatte_local._threaded import ThreadedMatter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,7 +56,7 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-class PersonMatter:
+class PersonMatter(ThreadedMatter):
     """A :class:`vidmatte.FrameMatter`: small RGB frames in, person masks out.
 
     Each worker thread owns one MediaPipe graph (they are not thread-safe);
@@ -65,23 +64,14 @@ class PersonMatter:
     resizing of its own.
     """
 
-    name = "local"
-
     def __init__(self, settings: LocalSettings) -> None:
+        limits = FrameLimits(batch_size=settings.batch_size, max_concurrency=settings.workers, max_side=256)
+        super().__init__(limits, workers=settings.workers, thread_name="vidmatte-person")
         self.settings = settings
-        self._limits = FrameLimits(
-            batch_size=settings.batch_size, max_concurrency=settings.workers, requests_per_second=None, max_side=256
-        )
-        self._executor = concurrent.futures.ThreadPoolExecutor(settings.workers, thread_name_prefix="vidmatte-person")
         self._local = threading.local()
         self._models: list[Any] = []
         self._lock = threading.Lock()
         model_path(settings.model)  # fail at construction, with a clear message, if the model is missing
-
-    @property
-    def limits(self) -> FrameLimits:
-        """Batches of ``batch_size``, ``workers`` calls at once, 256 px frames."""
-        return self._limits
 
     def _model(self) -> Any:
         model = getattr(self._local, "model", None)
@@ -116,18 +106,9 @@ class PersonMatter:
             masks.append(mask.astype(np.uint8))
         return masks
 
-    async def matte(self, frames: Sequence[NDArray[np.uint8]]) -> list[NDArray[np.uint8]]:
-        """Person masks (255 = person) for ``frames``, computed on the worker threads."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._segment, list(frames))
-
-    def cost_per_call(self) -> Cost:
-        """Zero: it runs here."""
-        return Cost.zero(CostKind.FINAL, "local: free")
-
     async def aclose(self) -> None:
         """Close the MediaPipe graphs and the worker threads."""
-        self._executor.shutdown(wait=True)
+        await super().aclose()
         with self._lock:
             models, self._models = self._models, []
         for model in models:

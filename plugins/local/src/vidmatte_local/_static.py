@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidmatte import Cost, CostKind, FrameLimits
+from vidmatte import FrameLimits
 from vidmatte_local._settings import LocalSettings
+from vidmatte_local._threaded import ThreadedMatter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,26 +45,19 @@ def median_background(source: Path, samples: int, size: tuple[int, int]) -> NDAr
     return background
 
 
-class StaticMatter:
+class StaticMatter(ThreadedMatter):
     """A :class:`vidmatte.FrameMatter` for a fixed camera: whatever differs from the background.
 
     The background is modelled once per clip (see :func:`median_background`),
     the first time frames arrive, on the worker thread.
     """
 
-    name = "local"
-
     def __init__(self, settings: LocalSettings, source: Path) -> None:
+        limits = FrameLimits(batch_size=settings.batch_size, max_concurrency=1, max_side=SIDE)
+        super().__init__(limits, workers=1, thread_name="vidmatte-static")
         self.settings = settings
         self.source = source
-        self._limits = FrameLimits(batch_size=settings.batch_size, max_concurrency=1, max_side=SIDE)
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vidmatte-static")
         self._background: NDArray[np.int16] | None = None
-
-    @property
-    def limits(self) -> FrameLimits:
-        """One worker, 320 px frames."""
-        return self._limits
 
     def _segment(self, frames: Sequence[NDArray[np.uint8]]) -> list[NDArray[np.uint8]]:
         import cv2
@@ -89,16 +81,3 @@ class StaticMatter:
             soft = cv2.morphologyEx(soft, cv2.MORPH_CLOSE, close_kernel)
             masks.append(np.asarray(cv2.GaussianBlur(soft, (3, 3), 0), np.uint8))
         return masks
-
-    async def matte(self, frames: Sequence[NDArray[np.uint8]]) -> list[NDArray[np.uint8]]:
-        """Foreground masks for ``frames``."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._segment, list(frames))
-
-    def cost_per_call(self) -> Cost:
-        """Zero: it runs here."""
-        return Cost.zero(CostKind.FINAL, "local: free")
-
-    async def aclose(self) -> None:
-        """Stop the worker thread."""
-        self._executor.shutdown(wait=True)
