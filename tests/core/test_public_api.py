@@ -15,9 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_MODULES = [
     "vidmatte",
     "vidmatte.contract",
+    "vidmatte.contracts",
     "vidmatte.errors",
+    "vidmatte.frames",
     "vidmatte.hookspecs",
     "vidmatte.http",
+    "vidmatte.media",
     "vidmatte.testing",
 ]
 

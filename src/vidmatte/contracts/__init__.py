@@ -56,17 +56,17 @@ from vidmatte.contracts._suite import BackendContractSuite  # noqa: E402
 from vidmatte.contracts._summary import summarize_by_backend  # noqa: E402
 
 __all__ = [
-    "IDEMPOTENCY_KEY",
-    "ROLES",
-    "SCENARIOS",
     "BackendContractSuite",
     "BackendSubject",
     "Call",
     "Exchange",
     "Group",
     "Harness",
+    "IDEMPOTENCY_KEY",
+    "ROLES",
     "RecordingTransport",
     "Replay",
+    "SCENARIOS",
     "Scenario",
     "ScenarioError",
     "ScenarioSet",
