@@ -19,7 +19,7 @@ from vidmatte._budget import BudgetLimits
 from vidmatte._clock import Clock, LoopClock
 from vidmatte._config import Settings, load_settings
 from vidmatte._files import file_sha256
-from vidmatte._journal import MEMORY, JobRecord, Journal
+from vidmatte._journal import MEMORY, JobRecord, Journal, JournalError
 from vidmatte._journal_plugin import JobContext, JournalPlugin
 from vidmatte._models import (
     ArtefactRole,
@@ -154,18 +154,30 @@ class AsyncClient:
         self._open_journal(journal)
 
     def _open_journal(self, journal: Journal | str | Path | bool | None) -> None:
-        """Journal to ``journal``: a :class:`Journal`, a path, ``True`` (configured path or the user
-        data dir), ``False`` (off), or ``None``: the configured path when there is one, else an
-        in-memory journal when a budget is set (so budgets hold within the process), else off."""
+        """Journal to ``journal``: a :class:`Journal`, a path, ``True`` or ``None`` (the configured
+        path, else the user data dir: the default, so a paid job is always recoverable; with
+        ``None`` an unusable default location falls back to memory with a warning), or ``False``
+        (off; an in-memory journal still holds budgets within the process when set)."""
         limits = BudgetLimits.from_settings(self.settings.budget)
-        if journal is None:
-            journal = self.settings.journal if self.settings.journal else (MEMORY if limits.any else False)
+        if journal is False and limits.any:
+            journal = MEMORY
         if journal is False:
             return
         if isinstance(journal, Journal):
             opened = journal
+        elif journal is None or journal is True:
+            try:
+                opened = Journal.open(self.settings.journal)
+            except JournalError as exc:
+                if journal is True or self.settings.journal:
+                    raise
+                # The default location is unusable (a read-only home): jobs still run, journaled
+                # in memory only, and the user is told once.
+                _log.warning("vidmatte: journaling in memory only: %s", exc)
+                opened = Journal.open(MEMORY)
+            self._owns_journal = True
         else:
-            opened = Journal.open(self.settings.journal if journal is True else journal)
+            opened = Journal.open(journal)
             self._owns_journal = True
         self.journal = opened
         self._journal_plugin = JournalPlugin(opened, run_id=self.run_id, limits=limits if limits.any else None)

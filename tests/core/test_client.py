@@ -134,3 +134,15 @@ def test_the_sync_facade_drives_the_same_code(
 def test_the_default_backend_is_the_offline_one() -> None:
     client = AsyncClient(environ={})
     assert client.backend_name() == "local"
+
+
+def test_the_api_journals_by_default_so_paid_jobs_are_recoverable(manager: PluginManager) -> None:
+    import os
+
+    client = _client(manager)
+    assert client.journal is not None
+    assert str(client.journal.path).startswith(os.environ["XDG_DATA_HOME"])
+    run_virtual(client.aclose())
+    off = AsyncClient(plugins=manager, environ={}, settings=vidmatte.Settings(backend="scripted"), journal=False)
+    assert off.journal is None
+    run_virtual(off.aclose())

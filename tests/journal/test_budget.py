@@ -59,20 +59,22 @@ def test_the_day_and_the_run_are_separate_scopes() -> None:
             journal.intend("d", backend="b", run_id="r3", estimate=Decimal("0.1"), limits=limits, now=day_one)
 
 
-def _client(provider: FakeProvider, **budget: Decimal) -> vidmatte.AsyncClient:
+def _client(provider: FakeProvider, journal: bool | None = None, **budget: Decimal) -> vidmatte.AsyncClient:
     settings = vidmatte.Settings(backend="fake", budget=vidmatte.BudgetSettings(**budget))
-    return vidmatte.AsyncClient(plugins=fake_plugins(provider), environ={}, settings=settings)
+    return vidmatte.AsyncClient(plugins=fake_plugins(provider), environ={}, settings=settings, journal=journal)
 
 
-def test_concurrent_jobs_of_one_client_share_the_run_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("journal", [None, False], ids=["default journal", "journaling off"])
+def test_concurrent_jobs_of_one_client_share_the_run_budget(tmp_path: Path, journal: bool | None) -> None:
     provider = FakeProvider()
 
     async def main() -> list[object]:
         import asyncio
 
-        async with _client(provider, per_run=PRICE * 2) as client:
+        async with _client(provider, journal=journal, per_run=PRICE * 2) as client:
             assert client.journal is not None
-            assert client.journal.path == MEMORY
+            # Off means off on disk; budgets still hold in memory within the process.
+            assert (client.journal.path == MEMORY) is (journal is False)
             return list(
                 await asyncio.gather(
                     *(client.remove("https://example.test/c.mp4", tmp_path / f"{i}.webm") for i in range(3)),
