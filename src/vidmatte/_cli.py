@@ -286,22 +286,23 @@ def _cmd_config(args: argparse.Namespace) -> int:
     for key in ("per_job", "per_run", "per_day"):
         value = getattr(budget, key)
         print(f"{key} = {str(value) if value is not None else 'unlimited'!r}")
-    secret_words = ("key", "token", "secret", "password")
+    from vidmatte._secrets import is_secret_name
+
     for name, spec in plugins.backends.items():
         section = settings.backends.get(name, {})
         print(f"[backends.{name}]")
         for key, value in sorted(section.items()):
-            secret = key in spec.secret_settings or any(w in key.lower() for w in secret_words)
+            secret = key in spec.secret_settings or is_secret_name(key)
             print(f"{key} = {_mask(value) if secret else repr(value)}")
         for var in spec.env_vars:
             value = os.environ.get(var)
-            secret = any(w in var.lower() for w in secret_words)
+            secret = is_secret_name(var)
             shown = _mask(value) if secret else repr(value) if value else "(not set)"
             print(f"# env {var} = {shown}")
     for name, section in settings.uploaders.items():
         print(f"[uploaders.{name}]")
         for key, value in sorted(section.items()):
-            secret = any(w in key.lower() for w in secret_words)
+            secret = is_secret_name(key)
             print(f"{key} = {_mask(value) if secret else repr(value)}")
     return 0
 

@@ -13,6 +13,7 @@ import attrs
 import cattrs
 
 from vidmatte._converter import converter, describe_structure_error
+from vidmatte._secrets import is_secret_name
 from vidmatte.errors import ConfigurationError
 
 __all__ = ["BudgetSettings", "Settings", "config_paths", "load_settings", "structure_settings"]
@@ -22,14 +23,10 @@ T = TypeVar("T")
 CONFIG_FILE = "vidmatte.toml"
 
 
-_SECRET_WORDS = ("key", "token", "secret", "password")
-
-
 def _masked(sections: dict[str, dict[str, Any]]) -> str:
     """Sections as text with every secret-looking value masked (settings' repr must not leak)."""
     shown = {
-        name: {k: "***" if any(w in k.lower() for w in _SECRET_WORDS) else v for k, v in section.items()}
-        for name, section in sections.items()
+        name: {k: "***" if is_secret_name(k) else v for k, v in section.items()} for name, section in sections.items()
     }
     return repr(shown)
 

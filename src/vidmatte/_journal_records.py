@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sqlite3
 from collections.abc import Mapping
@@ -15,22 +14,9 @@ from typing import Any
 import attrs
 
 from vidmatte._models import JobHandle, JobState
+from vidmatte._secrets import is_secret_name
 
 __all__ = ["JobRecord", "Step", "alive", "default_journal_path", "record_of", "redact_options", "this_process"]
-
-_SECRET_WORDS = frozenset(
-    {"key", "token", "secret", "password", "passwd", "auth", "authorization", "credential", "credentials"}
-    | {"signature", "sig", "cookie", "bearer", "session"}
-)
-_SECRET_ENDINGS = ("apikey", "accesskey", "secretkey", "token", "secret", "password")
-
-
-def _secret_name(name: str) -> bool:
-    """True when an option's name says its value is a credential (``api_key``, ``Authorization``,
-    ``webhookSecret``), but not for names that merely contain such letters (``keyframes``)."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower()
-    words = [w for w in re.split(r"[^a-z0-9]+", spaced) if w]
-    return any(w in _SECRET_WORDS or w.endswith(_SECRET_ENDINGS) for w in words)
 
 
 class Step:
@@ -63,7 +49,7 @@ def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` with every value whose name looks secret replaced by ``"***"`` (nested too)."""
     clean: dict[str, Any] = {}
     for name, value in options.items():
-        if _secret_name(str(name)):
+        if is_secret_name(str(name)):
             clean[str(name)] = "***"
         elif isinstance(value, Mapping):
             clean[str(name)] = redact_options(value)
