@@ -255,9 +255,12 @@ class Journal:
                 raise self._error(exc) from None
             try:
                 yield conn
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):  # the transaction may already be gone
                     conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    # Every write maps the database's errors here, once, into one-line JournalErrors.
+                    raise self._error(exc) from None
                 raise
             try:
                 conn.execute("COMMIT")
@@ -265,11 +268,8 @@ class Journal:
                 raise self._error(exc) from None
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        try:
-            with self._write() as conn:
-                conn.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        with self._write() as conn:
+            conn.execute(sql, params)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -311,52 +311,49 @@ class Journal:
         """
         now = time.time() if now is None else now
         day = _today(now)
-        try:
-            with self._write() as conn:
-                existing = conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone()
-                if existing is not None and existing["step"] != Step.REFUSED:
-                    conn.execute("UPDATE jobs SET updated_at = ? WHERE job_key = ?", (now, job_key))
-                    self._event(conn, job_key, "intent-again", now)
-                    return record_of(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
-                if input_key is not None:
-                    self._claim(conn, job_key, input_key)
-                if limits is not None and limits.any:
-                    rows = conn.execute(_SELECT + " WHERE day = ? OR run_id = ?", (day, run_id)).fetchall()
-                    records = [record_of(row) for row in rows]
-                    committed = Committed(
-                        day=sum((r.committed for r in records if r.day == day), Decimal(0)),
-                        run=sum((r.committed for r in records if r.run_id == run_id), Decimal(0)),
-                    )
-                    check_reservation(estimate, limits, committed, currency=currency)
-                conn.execute("DELETE FROM jobs WHERE job_key = ? AND step = ?", (job_key, Step.REFUSED))
-                conn.execute(
-                    """INSERT INTO jobs (job_key, input_key, run_id, backend, source, dest, request, step, state,
-                        estimate, reserved, currency, unit_price, day, created_at, updated_at, owner)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (
-                        job_key,
-                        input_key,
-                        run_id,
-                        backend,
-                        source,
-                        dest,
-                        json.dumps(dict(request or {}), sort_keys=True, default=str),
-                        Step.INTENT,
-                        JobState.PENDING.value,
-                        str(estimate),
-                        str(estimate),
-                        currency,
-                        None if unit_price is None else str(unit_price),
-                        day,
-                        now,
-                        now,
-                        this_process(),
-                    ),
-                )
-                self._event(conn, job_key, "intent", now, estimate=str(estimate), reserved=str(estimate))
+        with self._write() as conn:
+            existing = conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone()
+            if existing is not None and existing["step"] != Step.REFUSED:
+                conn.execute("UPDATE jobs SET updated_at = ? WHERE job_key = ?", (now, job_key))
+                self._event(conn, job_key, "intent-again", now)
                 return record_of(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+            if input_key is not None:
+                self._claim(conn, job_key, input_key)
+            if limits is not None and limits.any:
+                rows = conn.execute(_SELECT + " WHERE day = ? OR run_id = ?", (day, run_id)).fetchall()
+                records = [record_of(row) for row in rows]
+                committed = Committed(
+                    day=sum((r.committed for r in records if r.day == day), Decimal(0)),
+                    run=sum((r.committed for r in records if r.run_id == run_id), Decimal(0)),
+                )
+                check_reservation(estimate, limits, committed, currency=currency)
+            conn.execute("DELETE FROM jobs WHERE job_key = ? AND step = ?", (job_key, Step.REFUSED))
+            conn.execute(
+                """INSERT INTO jobs (job_key, input_key, run_id, backend, source, dest, request, step, state,
+                    estimate, reserved, currency, unit_price, day, created_at, updated_at, owner)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    job_key,
+                    input_key,
+                    run_id,
+                    backend,
+                    source,
+                    dest,
+                    json.dumps(dict(request or {}), sort_keys=True, default=str),
+                    Step.INTENT,
+                    JobState.PENDING.value,
+                    str(estimate),
+                    str(estimate),
+                    currency,
+                    None if unit_price is None else str(unit_price),
+                    day,
+                    now,
+                    now,
+                    this_process(),
+                ),
+            )
+            self._event(conn, job_key, "intent", now, estimate=str(estimate), reserved=str(estimate))
+            return record_of(conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone())
 
     def _claim(self, conn: sqlite3.Connection, job_key: str, input_key: str) -> None:
         """One live job per batch input, whichever process asks: checked inside the write lock."""
@@ -376,78 +373,63 @@ class Journal:
         """Become the process running ``job_key`` (to resume it); a :class:`JournalError` when
         another live process still runs it, so two processes never run (and pay for) one job."""
         now = time.time() if now is None else now
-        try:
-            with self._write() as conn:
-                row = conn.execute("SELECT owner, updated_at FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
-                if row is None:
-                    return
-                if alive(row["owner"], row["updated_at"], now):
-                    raise JournalError(
-                        f"job {job_key[:12]} is being run by process {row['owner']}; "
-                        "resume it when that process has ended"
-                    )
-                conn.execute(
-                    "UPDATE jobs SET owner = ?, updated_at = ? WHERE job_key = ?", (this_process(), now, job_key)
+        with self._write() as conn:
+            row = conn.execute("SELECT owner, updated_at FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
+            if row is None:
+                return
+            if alive(row["owner"], row["updated_at"], now):
+                raise JournalError(
+                    f"job {job_key[:12]} is being run by process {row['owner']}; resume it when that process has ended"
                 )
-                self._event(conn, job_key, "taken", now, owner=this_process(), previous=row["owner"])
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+            conn.execute("UPDATE jobs SET owner = ?, updated_at = ? WHERE job_key = ?", (this_process(), now, job_key))
+            self._event(conn, job_key, "taken", now, owner=this_process(), previous=row["owner"])
 
     def refuse(self, job_key: str, reason: str, *, now: float | None = None) -> None:
         """The job never ran (vetoed or refused): release its reservation."""
         now = time.time() if now is None else now
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    """UPDATE jobs SET step = ?, reserved = '0', actual = '0', error = ?, updated_at = ?
-                       WHERE job_key = ? AND step IN (?, ?)""",
-                    (Step.REFUSED, reason, now, job_key, Step.INTENT, Step.SUBMITTING),
-                )
-                self._event(conn, job_key, "refused", now, reason=reason)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        with self._write() as conn:
+            conn.execute(
+                """UPDATE jobs SET step = ?, reserved = '0', actual = '0', error = ?, updated_at = ?
+                   WHERE job_key = ? AND step IN (?, ?)""",
+                (Step.REFUSED, reason, now, job_key, Step.INTENT, Step.SUBMITTING),
+            )
+            self._event(conn, job_key, "refused", now, reason=reason)
 
     def submitting(self, job_key: str, *, now: float | None = None) -> int:
         """The submit is about to be sent (a new attempt); returns the attempt number."""
         now = time.time() if now is None else now
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    """UPDATE jobs SET attempts = attempts + 1, updated_at = ?,
-                       step = CASE WHEN step = ? THEN ? ELSE step END WHERE job_key = ?""",
-                    (now, Step.INTENT, Step.SUBMITTING, job_key),
-                )
-                row = conn.execute("SELECT attempts FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
-                attempt = int(row[0]) if row else 0
-                self._event(conn, job_key, "submitting", now, attempt=attempt)
-                return attempt
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        with self._write() as conn:
+            conn.execute(
+                """UPDATE jobs SET attempts = attempts + 1, updated_at = ?,
+                   step = CASE WHEN step = ? THEN ? ELSE step END WHERE job_key = ?""",
+                (now, Step.INTENT, Step.SUBMITTING, job_key),
+            )
+            row = conn.execute("SELECT attempts FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
+            attempt = int(row[0]) if row else 0
+            self._event(conn, job_key, "submitting", now, attempt=attempt)
+            return attempt
 
     def submitted(self, job_key: str, handle: JobHandle, *, now: float | None = None) -> None:
         """The backend accepted the job: keep its handle."""
         now = time.time() if now is None else now
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    """UPDATE jobs SET handle = ?, updated_at = ?,
-                       step = CASE WHEN step IN (?, ?) THEN ? ELSE step END,
-                       state = CASE WHEN state = ? THEN ? ELSE state END
-                       WHERE job_key = ?""",
-                    (
-                        handle.to_json(),
-                        now,
-                        Step.INTENT,
-                        Step.SUBMITTING,
-                        Step.SUBMITTED,
-                        JobState.PENDING.value,
-                        JobState.QUEUED.value,
-                        job_key,
-                    ),
-                )
-                self._event(conn, job_key, "submitted", now, job_id=handle.job_id)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        with self._write() as conn:
+            conn.execute(
+                """UPDATE jobs SET handle = ?, updated_at = ?,
+                   step = CASE WHEN step IN (?, ?) THEN ? ELSE step END,
+                   state = CASE WHEN state = ? THEN ? ELSE state END
+                   WHERE job_key = ?""",
+                (
+                    handle.to_json(),
+                    now,
+                    Step.INTENT,
+                    Step.SUBMITTING,
+                    Step.SUBMITTED,
+                    JobState.PENDING.value,
+                    JobState.QUEUED.value,
+                    job_key,
+                ),
+            )
+            self._event(conn, job_key, "submitted", now, job_id=handle.job_id)
 
     def state(
         self,
@@ -460,23 +442,20 @@ class Journal:
     ) -> None:
         """A state change seen by a poll (terminal states move the job to ``finished``)."""
         now = time.time() if now is None else now
-        try:
-            with self._write() as conn:
-                row = conn.execute("SELECT step, state FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
-                if row is None or row["step"] in (Step.DONE, Step.REFUSED):
-                    return
-                step = row["step"]
-                if state.is_terminal:
-                    step = Step.FINISHED
-                elif step in (Step.INTENT, Step.SUBMITTING):
-                    step = Step.SUBMITTED
-                conn.execute(
-                    "UPDATE jobs SET state = ?, step = ?, error = COALESCE(?, error), updated_at = ? WHERE job_key = ?",
-                    (state.value, step, error, now, job_key),
-                )
-                self._event(conn, job_key, "state", now, state=state.value, raw=raw_status, error=error)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        with self._write() as conn:
+            row = conn.execute("SELECT step, state FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
+            if row is None or row["step"] in (Step.DONE, Step.REFUSED):
+                return
+            step = row["step"]
+            if state.is_terminal:
+                step = Step.FINISHED
+            elif step in (Step.INTENT, Step.SUBMITTING):
+                step = Step.SUBMITTED
+            conn.execute(
+                "UPDATE jobs SET state = ?, step = ?, error = COALESCE(?, error), updated_at = ? WHERE job_key = ?",
+                (state.value, step, error, now, job_key),
+            )
+            self._event(conn, job_key, "state", now, state=state.value, raw=raw_status, error=error)
 
     def progress(self, job_key: str, frames_done: int | None, frames_total: int | None) -> None:
         """Frames encoded so far (no event row: progress is frequent and cheap to lose)."""
@@ -491,26 +470,23 @@ class Journal:
         ``frames_matted`` masks kept in all (by every attempt: a backend may resume a job by
         itself, without a new submit, so attempts alone could miss a run)."""
         now = time.time()
-        try:
-            with self._write() as conn:
-                row = conn.execute("SELECT attempts FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
-                if row is None:
-                    return
-                attempt = max(1, int(row[0]))
+        with self._write() as conn:
+            row = conn.execute("SELECT attempts FROM jobs WHERE job_key = ?", (job_key,)).fetchone()
+            if row is None:
+                return
+            attempt = max(1, int(row[0]))
+            conn.execute(
+                """INSERT INTO attempts (job_key, attempt, calls) VALUES (?, ?, ?)
+                   ON CONFLICT (job_key, attempt) DO UPDATE SET calls = MAX(calls, excluded.calls)""",
+                (job_key, attempt, calls),
+            )
+            if frames_matted is not None:
                 conn.execute(
-                    """INSERT INTO attempts (job_key, attempt, calls) VALUES (?, ?, ?)
-                       ON CONFLICT (job_key, attempt) DO UPDATE SET calls = MAX(calls, excluded.calls)""",
-                    (job_key, attempt, calls),
+                    "UPDATE jobs SET frames_paid = MAX(frames_paid, ?) WHERE job_key = ?", (frames_matted, job_key)
                 )
-                if frames_matted is not None:
-                    conn.execute(
-                        "UPDATE jobs SET frames_paid = MAX(frames_paid, ?) WHERE job_key = ?", (frames_matted, job_key)
-                    )
-                self._event(
-                    conn, job_key, "checkpoint", now, attempt=attempt, calls=calls, matted=frames_matted, chunk=detail
-                )
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+            self._event(
+                conn, job_key, "checkpoint", now, attempt=attempt, calls=calls, matted=frames_matted, chunk=detail
+            )
 
     def settle(self, job_key: str, amount: Decimal, *, currency: str = "USD", now: float | None = None) -> Decimal:
         """Record the job's actual cost (its reservation is released); returns what was recorded.
@@ -519,22 +495,19 @@ class Journal:
         attempt, crashed ones included, at the journaled unit price.
         """
         now = time.time() if now is None else now
-        try:
-            with self._write() as conn:
-                row = conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone()
-                if row is None:
-                    return amount
-                record = record_of(row)
-                if record.unit_price is not None and record.calls:
-                    amount = record.unit_price * record.calls
-                conn.execute(
-                    "UPDATE jobs SET actual = ?, currency = ?, updated_at = ? WHERE job_key = ?",
-                    (str(amount), currency, now, job_key),
-                )
-                self._event(conn, job_key, "settled", now, actual=str(amount), reserved=str(record.reserved))
+        with self._write() as conn:
+            row = conn.execute(_SELECT + " WHERE job_key = ?", (job_key,)).fetchone()
+            if row is None:
                 return amount
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+            record = record_of(row)
+            if record.unit_price is not None and record.calls:
+                amount = record.unit_price * record.calls
+            conn.execute(
+                "UPDATE jobs SET actual = ?, currency = ?, updated_at = ? WHERE job_key = ?",
+                (str(amount), currency, now, job_key),
+            )
+            self._event(conn, job_key, "settled", now, actual=str(amount), reserved=str(record.reserved))
+            return amount
 
     def done(
         self,
@@ -546,41 +519,32 @@ class Journal:
     ) -> None:
         """Nothing is left to do: the output is written (``sha256``) or the job ended without one."""
         now = time.time() if now is None else now
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    """UPDATE jobs SET step = ?, output_sha256 = COALESCE(?, output_sha256),
-                       error = COALESCE(?, error), updated_at = ? WHERE job_key = ?""",
-                    (Step.DONE, sha256, error, now, job_key),
-                )
-                self._event(conn, job_key, "done", now, sha256=sha256, error=error)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        with self._write() as conn:
+            conn.execute(
+                """UPDATE jobs SET step = ?, output_sha256 = COALESCE(?, output_sha256),
+                   error = COALESCE(?, error), updated_at = ? WHERE job_key = ?""",
+                (Step.DONE, sha256, error, now, job_key),
+            )
+            self._event(conn, job_key, "done", now, sha256=sha256, error=error)
 
     def reopen(self, job_key: str, *, now: float | None = None) -> None:
         """Make a failed job of an in-process backend unfinished again, to run it once more under
         the same key (its checkpoints make the frames already paid for free)."""
         now = time.time() if now is None else now
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    """UPDATE jobs SET step = ?, state = ?, actual = NULL, updated_at = ?
-                       WHERE job_key = ? AND step = ?""",
-                    (Step.SUBMITTING, JobState.PENDING.value, now, job_key, Step.DONE),
-                )
-                self._event(conn, job_key, "reopened", now)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        with self._write() as conn:
+            conn.execute(
+                """UPDATE jobs SET step = ?, state = ?, actual = NULL, updated_at = ?
+                   WHERE job_key = ? AND step = ?""",
+                (Step.SUBMITTING, JobState.PENDING.value, now, job_key, Step.DONE),
+            )
+            self._event(conn, job_key, "reopened", now)
 
     def note(self, job_key: str, error: str, *, now: float | None = None) -> None:
         """Remember why the last try of an unfinished job stopped (shown by ``vidmatte jobs``)."""
         now = time.time() if now is None else now
-        try:
-            with self._write() as conn:
-                conn.execute("UPDATE jobs SET error = ?, updated_at = ? WHERE job_key = ?", (error, now, job_key))
-                self._event(conn, job_key, "error", now, error=error)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        with self._write() as conn:
+            conn.execute("UPDATE jobs SET error = ?, updated_at = ? WHERE job_key = ?", (error, now, job_key))
+            self._event(conn, job_key, "error", now, error=error)
 
     # -- reading -----------------------------------------------------------------------
 
