@@ -162,6 +162,20 @@ class Harness:
         states = " -> ".join(s.state.value for s in snapshots[-10:])
         raise AssertionError(f"backend '{self.name}': job never reached a terminal state (last: {states})")
 
+    async def assert_stays_terminal(
+        self, backend: MattingBackend, handle: JobHandle, final: JobSnapshot, *, polls: int = 3, pause: float = 0.0
+    ) -> None:
+        """Poll a finished job ``polls`` more times: its terminal state and artefacts must not change."""
+        for _ in range(polls):
+            if pause:
+                await asyncio.sleep(pause)
+            again = await backend.poll(handle)
+            assert again.state is final.state, (
+                f"terminal {final.state.value!r} became {again.state.value!r} "
+                f"when the provider said {again.raw_status!r}: terminal states are final"
+            )
+            assert bool(again.artefacts) == bool(final.artefacts), "a finished job lost its artefacts"
+
     # -- checks ----------------------------------------------------------------------------
     def no_unexpected(self, replay: Replay | None) -> None:
         """Fail when the backend made a request its scenario does not contain."""

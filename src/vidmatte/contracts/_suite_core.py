@@ -105,12 +105,7 @@ class CoreContract:
             async with h.backend(replay) as backend:
                 handle = await backend.submit(h.request(), idempotency_key=IDEMPOTENCY_KEY)
                 final = (await h.drive(backend, handle))[-1]
-                for _ in range(3):
-                    again = await backend.poll(handle)
-                    assert again.state is final.state, (
-                        f"terminal {final.state.value!r} became {again.state.value!r} on a later poll"
-                    )
-                    assert bool(again.artefacts) == bool(final.artefacts), "a finished job lost its artefacts"
+                await h.assert_stays_terminal(backend, handle, final)
 
         h.run_job(go())
         h.no_unexpected(replay)

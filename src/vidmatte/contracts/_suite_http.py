@@ -161,13 +161,8 @@ class HttpContract:
             async with h.backend(replay) as backend:
                 handle = await backend.submit(h.request(), idempotency_key=IDEMPOTENCY_KEY)
                 final = (await h.drive(backend, handle))[-1]
-                for _ in range(3):
-                    await asyncio.sleep(max(backend.capabilities.min_poll_interval, 0.05))
-                    again = await backend.poll(handle)
-                    assert again.state is final.state, (
-                        f"terminal {final.state.value!r} became {again.state.value!r} "
-                        f"when the provider said {again.raw_status!r}: terminal states are final"
-                    )
+                pause = max(backend.capabilities.min_poll_interval, 0.05)
+                await h.assert_stays_terminal(backend, handle, final, pause=pause)
 
         h.run(go())
         h.no_unexpected(replay)
